@@ -1,0 +1,338 @@
+/* DUT runtime: frame parser, request dispatch and the timed inference loop.
+ * Wire protocol v1, specified in docs/protocol.md; constants come from tinyhil_wire.h,
+ * which is generated from harness/wire.py. The parser takes any byte stream: a frame is
+ * acted on only when its header CRC-8 and its CRC-16 both check out. */
+#include <stdint.h>
+#include <string.h>
+
+#include "tinyhil_dut.h"
+#include "tinyhil_model.h"
+#include "tinyhil_port.h"
+#include "tinyhil_wire.h"
+
+/* Build-time settings; the harness passes them with -D from the board file. */
+#ifndef TINYHIL_BOARD_NAME
+#define TINYHIL_BOARD_NAME "unknown"
+#endif
+#ifndef TINYHIL_CLOCK_HZ
+#define TINYHIL_CLOCK_HZ 0UL
+#endif
+#ifndef TINYHIL_MAX_PAYLOAD
+#define TINYHIL_MAX_PAYLOAD 128
+#endif
+#ifndef TINYHIL_VECTOR_CAPACITY
+#define TINYHIL_VECTOR_CAPACITY 256
+#endif
+#ifndef TINYHIL_OUTPUT_CAPACITY
+#define TINYHIL_OUTPUT_CAPACITY 64
+#endif
+#ifndef TINYHIL_MAX_RUNS
+#define TINYHIL_MAX_RUNS 16
+#endif
+#ifndef TINYHIL_BUILD_ID
+#define TINYHIL_BUILD_ID 0, 0, 0, 0, 0, 0, 0, 0
+#endif
+#ifndef TINYHIL_FLAGS
+#define TINYHIL_FLAGS 0
+#endif
+
+#if TINYHIL_MAX_PAYLOAD < 64
+#error "TINYHIL_MAX_PAYLOAD must be at least 64 bytes (the IDENTITY reply)"
+#endif
+
+static const uint8_t build_id[8] = {TINYHIL_BUILD_ID};
+
+/* Word-aligned buffers: models read int16/float vectors in place. */
+static uint32_t vector_words[(TINYHIL_VECTOR_CAPACITY + 3) / 4];
+static uint32_t output_words[(TINYHIL_OUTPUT_CAPACITY + 3) / 4];
+#define VECTOR ((uint8_t *)vector_words)
+#define OUTPUT ((uint8_t *)output_words)
+static uint32_t run_cycles[TINYHIL_MAX_RUNS];
+static uint32_t counter_overhead;   /* cycles one back-to-back counter read costs */
+
+/* Parser state. */
+enum { HUNT, HEADER, BODY, TRAILER };
+static uint8_t state = HUNT;
+static uint8_t header[5];           /* TYPE SEQ LEN_LO LEN_HI HCRC */
+static uint8_t payload[TINYHIL_MAX_PAYLOAD];
+static uint16_t length, filled;
+static uint16_t running_crc;
+static uint8_t trailer[2];
+
+static uint8_t crc8_update(uint8_t crc, uint8_t byte)
+{
+    crc ^= byte;
+    for (uint8_t i = 0; i < 8; i++)
+        crc = (crc & 0x80) ? (uint8_t)((crc << 1) ^ 0x07) : (uint8_t)(crc << 1);
+    return crc;
+}
+
+static uint16_t crc16_update(uint16_t crc, uint8_t byte)
+{
+    crc ^= (uint16_t)byte << 8;
+    for (uint8_t i = 0; i < 8; i++)
+        crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+    return crc;
+}
+
+static uint16_t crc16_block(const uint8_t *data, uint16_t len)
+{
+    uint16_t crc = 0xFFFF;
+    while (len--)
+        crc = crc16_update(crc, *data++);
+    return crc;
+}
+
+static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* --- sending: header, payload pieces, CRC; no buffer for the whole frame --------------- */
+static uint16_t tx_crc;
+
+static void tx_bytes(const uint8_t *data, uint16_t len)
+{
+    for (uint16_t i = 0; i < len; i++)
+        tx_crc = crc16_update(tx_crc, data[i]);
+    tinyhil_port_write(data, len);
+}
+
+static void tx_u16(uint16_t v) { uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)}; tx_bytes(b, 2); }
+
+static void tx_u32(uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    tx_bytes(b, 4);
+}
+
+static void tx_begin(uint8_t type, uint8_t seq, uint16_t len)
+{
+    uint8_t head[6] = {TINYHIL_SYNC, type, seq, (uint8_t)len, (uint8_t)(len >> 8), 0};
+    uint8_t hcrc = 0;
+    for (uint8_t i = 1; i < 5; i++)
+        hcrc = crc8_update(hcrc, head[i]);
+    head[5] = hcrc;
+    tinyhil_port_write(head, 1);      /* SYNC is outside the CRC */
+    tx_crc = 0xFFFF;
+    tx_bytes(head + 1, 4);
+    tinyhil_port_write(head + 5, 1);  /* HCRC is outside the CRC too */
+}
+
+static void tx_end(void)
+{
+    uint8_t b[2] = {(uint8_t)tx_crc, (uint8_t)(tx_crc >> 8)};
+    tinyhil_port_write(b, 2);
+    tinyhil_port_flush();
+}
+
+static void send_error(uint8_t seq, uint8_t code, uint16_t detail)
+{
+    tx_begin(TINYHIL_MSG_ERROR, seq, 3);
+    tx_bytes(&code, 1);
+    tx_u16(detail);
+    tx_end();
+}
+
+/* --- requests ---------------------------------------------------------------------------- */
+static uint8_t dtype_size(uint8_t dtype)
+{
+    switch (dtype) {
+    case TINYHIL_DTYPE_INT16: return 2;
+    case TINYHIL_DTYPE_INT32:
+    case TINYHIL_DTYPE_FLOAT32: return 4;
+    default: return 1;
+    }
+}
+
+static uint16_t input_bytes(void)
+{
+    return (uint16_t)(tinyhil_model_info.input_count * dtype_size(tinyhil_model_info.input_dtype));
+}
+
+static uint16_t output_bytes(void)
+{
+    return (uint16_t)(tinyhil_model_info.output_count * dtype_size(tinyhil_model_info.output_dtype));
+}
+
+static void send_identity(uint8_t seq)
+{
+    const char *board = TINYHIL_BOARD_NAME;
+    const char *model = tinyhil_model_info.id;
+    uint8_t board_len = (uint8_t)strlen(board), model_len = (uint8_t)strlen(model);
+    uint8_t fixed[2] = {TINYHIL_PROTOCOL_VERSION, TINYHIL_FLAGS};
+    tx_begin(TINYHIL_MSG_IDENTITY, seq, (uint16_t)(2 + 4 + 4 + 2 + 2 + 2 + 3 + 3 + 8 + 8 + 1 + board_len + 1 + model_len));
+    tx_bytes(fixed, 2);
+    tx_u32(TINYHIL_CLOCK_HZ);
+    tx_u32(tinyhil_port_timer_hz());
+    tx_u16(TINYHIL_MAX_PAYLOAD);
+    tx_u16(TINYHIL_VECTOR_CAPACITY);
+    tx_u16(TINYHIL_MAX_RUNS);
+    tx_u16(tinyhil_model_info.input_count);
+    tx_bytes(&tinyhil_model_info.input_dtype, 1);
+    tx_u16(tinyhil_model_info.output_count);
+    tx_bytes(&tinyhil_model_info.output_dtype, 1);
+    tx_bytes(tinyhil_model_info.hash, 8);
+    tx_bytes(build_id, 8);
+    tx_bytes(&board_len, 1);
+    tx_bytes((const uint8_t *)board, board_len);
+    tx_bytes(&model_len, 1);
+    tx_bytes((const uint8_t *)model, model_len);
+    tx_end();
+}
+
+/* Warm-up runs, then `runs` timed runs with the marker high around the timed loop alone. */
+static void run_inference(uint8_t seq, uint16_t runs, uint16_t warmup)
+{
+    while (warmup--) {
+        if (tinyhil_model_infer(VECTOR, OUTPUT) != 0) {
+            send_error(seq, TINYHIL_ERR_MODEL_FAILED, 0);
+            return;
+        }
+    }
+    int failed = 0;
+    tinyhil_port_marker(1);
+    for (uint16_t i = 0; i < runs && !failed; i++) {
+        uint32_t start = tinyhil_port_cycles();
+        failed = tinyhil_model_infer(VECTOR, OUTPUT);
+        uint32_t spent = tinyhil_port_cycles() - start;
+        run_cycles[i] = spent > counter_overhead ? spent - counter_overhead : 0;
+    }
+    tinyhil_port_marker(0);
+    if (failed) {
+        send_error(seq, TINYHIL_ERR_MODEL_FAILED, 0);
+        return;
+    }
+    uint16_t out_len = output_bytes();
+    tx_begin(TINYHIL_MSG_RESULT, seq, (uint16_t)(2 + out_len + 4 * runs));
+    tx_u16(runs);
+    tx_bytes(OUTPUT, out_len);
+    for (uint16_t i = 0; i < runs; i++)
+        tx_u32(run_cycles[i]);
+    tx_end();
+}
+
+static void dispatch(uint8_t type, uint8_t seq)
+{
+    uint16_t need = input_bytes();
+    if ((type == TINYHIL_MSG_INFER || type == TINYHIL_MSG_INFER_LOADED) && length >= 2) {
+        uint16_t runs = get_u16(payload);
+        if (runs == 0 || runs > TINYHIL_MAX_RUNS) {
+            send_error(seq, TINYHIL_ERR_RUNS_OUT_OF_RANGE, TINYHIL_MAX_RUNS);
+            return;
+        }
+    }
+    switch (type) {
+    case TINYHIL_MSG_IDENTIFY:
+        send_identity(seq);
+        break;
+    case TINYHIL_MSG_ECHO:
+        tx_begin(TINYHIL_MSG_ECHO_REPLY, seq, length);
+        tx_bytes(payload, length);
+        tx_end();
+        break;
+    case TINYHIL_MSG_LOAD: {
+        /* No reply: INFER_LOADED checks the whole vector, so a lost LOAD is caught there. */
+        if (length < 2)
+            break;
+        uint16_t offset = get_u16(payload), count = (uint16_t)(length - 2);
+        if ((uint32_t)offset + count <= TINYHIL_VECTOR_CAPACITY)
+            memcpy(VECTOR + offset, payload + 2, count);
+        break;
+    }
+    case TINYHIL_MSG_INFER:
+        if (length != 4 + need || need > TINYHIL_VECTOR_CAPACITY) {
+            send_error(seq, TINYHIL_ERR_BAD_LENGTH, need);
+            break;
+        }
+        memcpy(VECTOR, payload + 4, need);
+        run_inference(seq, get_u16(payload), get_u16(payload + 2));
+        break;
+    case TINYHIL_MSG_INFER_LOADED:
+        if (length != 8) {
+            send_error(seq, TINYHIL_ERR_BAD_LENGTH, 8);
+            break;
+        }
+        if (get_u16(payload + 4) != need || need > TINYHIL_VECTOR_CAPACITY ||
+            crc16_block(VECTOR, need) != get_u16(payload + 6)) {
+            send_error(seq, TINYHIL_ERR_VECTOR_MISMATCH, need);
+            break;
+        }
+        run_inference(seq, get_u16(payload), get_u16(payload + 2));
+        break;
+    default:
+        send_error(seq, TINYHIL_ERR_UNKNOWN_TYPE, type);
+        break;
+    }
+}
+
+/* --- parser -------------------------------------------------------------------------------- */
+void tinyhil_dut_feed(uint8_t byte)
+{
+    switch (state) {
+    case HUNT:
+        if (byte == TINYHIL_SYNC) {
+            state = HEADER;
+            filled = 0;
+        }
+        break;
+    case HEADER:
+        header[filled++] = byte;
+        if (filled < 5)
+            break;
+        {
+            uint8_t hcrc = 0;
+            for (uint8_t i = 0; i < 4; i++)
+                hcrc = crc8_update(hcrc, header[i]);
+            length = get_u16(header + 2);
+            if (hcrc != header[4] || length > TINYHIL_MAX_PAYLOAD) {
+                state = HUNT;          /* a damaged header: wait for the next SYNC */
+                break;
+            }
+            running_crc = 0xFFFF;
+            for (uint8_t i = 0; i < 4; i++)
+                running_crc = crc16_update(running_crc, header[i]);
+            filled = 0;
+            state = length ? BODY : TRAILER;
+        }
+        break;
+    case BODY:
+        payload[filled++] = byte;
+        running_crc = crc16_update(running_crc, byte);
+        if (filled == length) {
+            filled = 0;
+            state = TRAILER;
+        }
+        break;
+    case TRAILER:
+        trailer[filled++] = byte;
+        if (filled < 2)
+            break;
+        state = HUNT;
+        if (get_u16(trailer) == running_crc)
+            dispatch(header[0], header[1]);
+        else if (header[0] != TINYHIL_MSG_LOAD)
+            /* The header was sound, so the host can be told at once which request to resend. */
+            send_error(header[1], TINYHIL_ERR_BAD_CRC, running_crc);
+        break;
+    }
+}
+
+void tinyhil_dut_init(void)
+{
+    tinyhil_port_init();
+    tinyhil_port_marker(0);
+    /* Calibrate away the cost of reading the counter itself. */
+    uint32_t best = 0xFFFFFFFFUL;
+    for (uint8_t i = 0; i < 8; i++) {
+        uint32_t a = tinyhil_port_cycles();
+        uint32_t b = tinyhil_port_cycles();
+        if (b - a < best)
+            best = b - a;
+    }
+    counter_overhead = best;
+}
+
+void tinyhil_dut_main(void)
+{
+    tinyhil_dut_init();
+    for (;;)
+        tinyhil_dut_feed(tinyhil_port_read());
+}

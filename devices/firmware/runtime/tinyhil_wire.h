@@ -1,0 +1,35 @@
+/* Generated from harness/wire.py by `tinyhil gen-header`: do not edit by hand.
+ * tests/test_wire.py fails when this file and harness/wire.py disagree. */
+#ifndef TINYHIL_WIRE_H
+#define TINYHIL_WIRE_H
+
+#define TINYHIL_PROTOCOL_VERSION 1
+#define TINYHIL_SYNC 0xA5
+#define TINYHIL_HEADER_SIZE 6
+#define TINYHIL_TRAILER_SIZE 2
+
+#define TINYHIL_MSG_IDENTIFY 0x01
+#define TINYHIL_MSG_IDENTITY 0x81
+#define TINYHIL_MSG_ECHO 0x02
+#define TINYHIL_MSG_ECHO_REPLY 0x82
+#define TINYHIL_MSG_LOAD 0x03
+#define TINYHIL_MSG_INFER 0x04
+#define TINYHIL_MSG_INFER_LOADED 0x05
+#define TINYHIL_MSG_RESULT 0x84
+#define TINYHIL_MSG_ERROR 0xEE
+
+#define TINYHIL_ERR_BAD_CRC 1
+#define TINYHIL_ERR_UNKNOWN_TYPE 2
+#define TINYHIL_ERR_BAD_LENGTH 3
+#define TINYHIL_ERR_VECTOR_MISMATCH 4
+#define TINYHIL_ERR_RUNS_OUT_OF_RANGE 5
+#define TINYHIL_ERR_BAD_OFFSET 6
+#define TINYHIL_ERR_MODEL_FAILED 7
+
+#define TINYHIL_DTYPE_INT8 1
+#define TINYHIL_DTYPE_UINT8 2
+#define TINYHIL_DTYPE_INT16 3
+#define TINYHIL_DTYPE_INT32 4
+#define TINYHIL_DTYPE_FLOAT32 5
+
+#endif

@@ -1,0 +1,558 @@
+/*
+ * tinyhil-simavr: run an AVR in simavr with UART0 on a pseudo-terminal.
+ *
+ *   tinyhil-simavr --mcu atmega328p --freq 16000000 [--marker B5] [--marker-log FILE]
+ *                  [--bootloader boot.hex --boot-addr 0x7E00] [--reset-on-open]
+ *                  [--realtime] [--settle-ms N] [firmware.elf]
+ *
+ * Prints one line "PTY <slave path>" on stdout, then holds the CPU until the host opens
+ * that path, so the host never misses the DUT's first bytes. UART0 is bridged both ways
+ * with simavr's XON/XOFF signals, so no byte is dropped. Marker pin edges are logged as
+ * "<level> <cycle>" lines. SIGUSR1 resets the MCU (external reset); SIGTERM/SIGINT exit 0.
+ * A crashed core prints "CRASHED pc=0x.. cycle=.." on stderr and exits 2.
+ *
+ * Build: cc -O2 -I/usr/include/simavr tinyhil_simavr.c -lsimavr -lelf -lpthread -lutil
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sim_avr.h>
+#include <sim_elf.h>
+#include <sim_hex.h>
+#include <sim_irq.h>
+#include <avr_ioport.h>
+#include <avr_uart.h>
+#include <avr_watchdog.h>
+
+#define BATCH 2000          /* instructions between two looks at the pty (~125 us at 16 MHz) */
+#define OUTQ_SIZE 65536     /* AVR -> host bytes waiting for the host to read them */
+#define INQ_SIZE 4096       /* host -> AVR bytes waiting for room in the UART */
+
+static avr_t *avr;
+static int master = -1;
+static volatile sig_atomic_t stop_requested, reset_requested;
+
+static struct {
+    const char *mcu, *firmware, *bootloader, *marker_log;
+    uint32_t freq, boot_addr;
+    char marker_port;
+    int marker_bit, reset_on_open, realtime, settle_ms;
+} opt = { .mcu = "atmega328p", .freq = 16000000, .marker_bit = -1, .settle_ms = 50 };
+
+/* Byte queues: plain rings, one producer and one consumer on the same thread. */
+static uint8_t outq[OUTQ_SIZE], inq[INQ_SIZE];
+static size_t out_head, out_len, in_head, in_len;
+
+static int connected;          /* a host has the slave open */
+static int cpu_started;        /* the CPU is held until the first host open */
+static int uart_accepts;       /* UART said XON and not XOFF since: safe to push a byte */
+static unsigned xon_polls;     /* XONs seen in this batch: the firmware is polling an empty UART */
+static avr_irq_t *uart_input;
+static FILE *marker_file;
+static int marker_level;
+static void (*core_reset)(avr_t *);
+
+static uint64_t anchor_cycle;  /* realtime pacing: simulated cycle and wall time at the anchor */
+static double anchor_wall;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tinyhil-simavr: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+/* simavr logs some levels on stdout; our stdout carries only the PTY line. */
+static void logger(avr_t *a, const int level, const char *fmt, va_list ap)
+{
+    if (!a || a->log >= level)
+        vfprintf(stderr, fmt, ap);
+}
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        reset_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+static void anchor_time(void)
+{
+    anchor_cycle = avr->cycle;
+    anchor_wall = now();
+}
+
+/* ---- UART0 <-> queues --------------------------------------------------------------- */
+
+static void on_uart_output(avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq; (void)param;
+    if (!connected)             /* nobody listening: a real board's bytes are lost too */
+        return;
+    if (out_len < OUTQ_SIZE) {
+        outq[(out_head + out_len) % OUTQ_SIZE] = (uint8_t)value;
+        out_len++;
+    }   /* the main loop stops running the CPU before the queue can fill */
+}
+
+static void on_uart_xon(avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq; (void)param;
+    if (value) {
+        uart_accepts = 1;
+        xon_polls++;
+    }
+}
+
+static void on_uart_xoff(avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq; (void)param;
+    if (value)
+        uart_accepts = 0;
+}
+
+/* Push queued host bytes while the UART has room; XOFF arrives inside avr_raise_irq. */
+static void feed_uart(void)
+{
+    while (in_len && uart_accepts) {
+        uint8_t b = inq[in_head];
+        in_head = (in_head + 1) % INQ_SIZE;
+        in_len--;
+        avr_raise_irq(uart_input, b);
+    }
+}
+
+/* ---- marker pin ----------------------------------------------------------------------- */
+
+static void log_marker(int level)
+{
+    if (level == marker_level)
+        return;                 /* the pin IRQ fires on every port write, not only on edges */
+    marker_level = level;
+    if (marker_file) {
+        fprintf(marker_file, "%d %llu\n", level, (unsigned long long)avr->cycle);
+        fflush(marker_file);
+    }
+}
+
+static void on_marker(avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq; (void)param;
+    log_marker(value ? 1 : 0);
+}
+
+/* ---- resets --------------------------------------------------------------------------- */
+
+/* Runs inside every avr_reset(), the watchdog's included: RXEN is cleared, so stop feeding
+ * until the firmware enables the receiver again (bytes pushed now would vanish). */
+static void on_any_reset(avr_t *a)
+{
+    if (core_reset)
+        core_reset(a);
+    uart_accepts = 0;
+    log_marker(0);              /* a reset makes every pin an input */
+}
+
+/* What the RESET pin (an Arduino's DTR pulse) does: EXTRF keeps Optiboot in the bootloader. */
+static void external_reset(void)
+{
+    avr_reset(avr);             /* starts at avr->reset_pc: the BOOTRST fuse */
+    avr_regbit_set(avr, avr->reset_flags.extrf);
+    in_head = in_len = 0;       /* bytes meant for the previous session */
+    anchor_time();
+}
+
+/* simavr 1.6 (and later, so far) computes a new watchdog timeout when the prescaler changes
+ * but leaves the pending timeout where it was: Optiboot's "16 ms, then reset" became the old
+ * 1 s. Restarting the timeout after each WDTCSR write applies the new period; every user of
+ * the watchdog (Optiboot, avr-libc's wdt_enable) has just done a wdr anyway. */
+static avr_watchdog_t *watchdog;
+
+static void on_wdtcsr_write(avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq; (void)value; (void)param;
+    if (avr_regbit_get(avr, watchdog->wde) || avr_regbit_get(avr, watchdog->watchdog.enable))
+        avr_ioctl(avr, AVR_IOCTL_WATCHDOG_RESET, NULL);
+}
+
+static void fix_watchdog(void)
+{
+    for (avr_io_t *io = avr->io_port; io; io = io->next)
+        if (io->kind && strcmp(io->kind, "watchdog") == 0)
+            watchdog = (avr_watchdog_t *)io;
+    if (watchdog && watchdog->wde.reg)
+        avr_irq_register_notify(avr_iomem_getirq(avr, watchdog->wde.reg, NULL, AVR_IOMEM_IRQ_ALL),
+                                on_wdtcsr_write, NULL);
+}
+
+/* ---- pty -------------------------------------------------------------------------------- */
+
+/* Host opens and closes of the slave, from inotify: every open and close is queued as an
+ * event, so an avrdude close followed at once by a pyserial open is still seen as two. */
+static int watch_fd = -1;
+static int host_opens;          /* opens minus closes of the slave by the host */
+
+static void watch_opens(const char *slave)
+{
+    watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (watch_fd >= 0 && inotify_add_watch(watch_fd, slave, IN_OPEN | IN_CLOSE) < 0) {
+        close(watch_fd);
+        watch_fd = -1;          /* fall back to sampling POLLHUP on the master */
+    }
+}
+
+static const char *open_pty(void)
+{
+    master = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0)
+        die("cannot create a pseudo-terminal: %s", strerror(errno));
+    const char *slave = ptsname(master);
+    if (!slave)
+        die("ptsname: %s", strerror(errno));
+
+    /* Raw from the start: no echo of host bytes back to the host, no CR/LF rewriting
+     * in the moment between the host's open() and its own tcsetattr(). */
+    struct termios tio;
+    if (tcgetattr(master, &tio) == 0) {
+        cfmakeraw(&tio);
+        tcsetattr(master, TCSANOW, &tio);
+    }
+    /* A fresh master does not report POLLHUP until a slave has been opened and closed
+     * once: do that, so "no POLLHUP" means "the host has the port open" (the fallback when
+     * inotify is unavailable). Before the watch, so it is not counted as a host open. */
+    int fd = open(slave, O_RDWR | O_NOCTTY);
+    if (fd >= 0)
+        close(fd);
+    watch_opens(slave);
+    return slave;
+}
+
+static void on_connect(void)
+{
+    fprintf(stderr, "tinyhil-simavr: host opened the port at cycle %llu\n",
+            (unsigned long long)avr->cycle);
+    connected = 1;
+    out_head = out_len = 0;
+    /* Let the host finish configuring the port (pyserial flushes its input right after
+     * open()) before the DUT may speak. */
+    if (opt.settle_ms > 0)
+        usleep(opt.settle_ms * 1000);
+    if (opt.reset_on_open) {
+        external_reset();
+    } else if (!cpu_started) {
+        in_head = in_len = 0;
+        anchor_time();
+    }
+    cpu_started = 1;
+}
+
+static void on_disconnect(void)
+{
+    fprintf(stderr, "tinyhil-simavr: host closed the port at cycle %llu\n",
+            (unsigned long long)avr->cycle);
+    connected = 0;
+    out_head = out_len = 0;     /* nobody will read them */
+}
+
+static void read_open_events(void)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    while ((n = read(watch_fd, buf, sizeof buf)) > 0) {
+        for (char *q = buf; q < buf + n; q += sizeof(struct inotify_event)
+                                              + ((struct inotify_event *)q)->len) {
+            uint32_t mask = ((struct inotify_event *)q)->mask;
+            if ((mask & IN_OPEN) && host_opens++ == 0)
+                on_connect();
+            if ((mask & IN_CLOSE) && host_opens > 0 && --host_opens == 0)
+                on_disconnect();
+        }
+    }
+}
+
+/* Look at the pty once: connection changes, host bytes in, AVR bytes out. */
+static void service_pty(int timeout_ms)
+{
+    struct pollfd p[2] = {
+        { .fd = master, .events = POLLIN | (out_len ? POLLOUT : 0) },
+        { .fd = watch_fd, .events = POLLIN },
+    };
+    if (watch_fd >= 0 && !connected)
+        p[0].fd = -1;           /* a closed slave makes the master poll ready at once */
+    if (poll(p, 2, timeout_ms) < 0) {
+        if (errno == EINTR)
+            return;
+        die("poll: %s", strerror(errno));
+    }
+    if (watch_fd >= 0) {
+        read_open_events();
+    } else {
+        int hup = (p[0].revents & POLLHUP) != 0;
+        if (hup && connected)
+            on_disconnect();
+        else if (!hup && !connected)
+            on_connect();
+    }
+    if (!connected)
+        return;
+
+    /* Read only what the queue can hold: the rest waits in the kernel, which in turn
+     * makes the host's write() wait. That is the flow control towards the host. */
+    while (in_len < INQ_SIZE) {
+        size_t tail = (in_head + in_len) % INQ_SIZE;
+        size_t room = tail >= in_head ? INQ_SIZE - tail : in_head - tail;
+        if (room > INQ_SIZE - in_len)
+            room = INQ_SIZE - in_len;
+        ssize_t n = read(master, inq + tail, room);
+        if (n <= 0)
+            break;              /* EAGAIN, or EIO while the slave closes */
+        in_len += n;
+    }
+    while (out_len) {
+        size_t chunk = out_len;
+        if (out_head + chunk > OUTQ_SIZE)
+            chunk = OUTQ_SIZE - out_head;
+        ssize_t n = write(master, outq + out_head, chunk);
+        if (n <= 0)
+            break;              /* host not reading: keep the bytes, try again later */
+        out_head = (out_head + n) % OUTQ_SIZE;
+        out_len -= n;
+    }
+}
+
+/* ---- setup -------------------------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr,
+        "usage: tinyhil-simavr --mcu NAME --freq HZ [--marker B5] [--marker-log FILE]\n"
+        "       [--bootloader boot.hex --boot-addr 0x7E00] [--reset-on-open] [--realtime]\n"
+        "       [--settle-ms N] [firmware.elf]\n");
+    exit(1);
+}
+
+static void parse_args(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "mcu", required_argument, 0, 'm' },
+        { "freq", required_argument, 0, 'f' },
+        { "marker", required_argument, 0, 'k' },
+        { "marker-log", required_argument, 0, 'l' },
+        { "bootloader", required_argument, 0, 'b' },
+        { "boot-addr", required_argument, 0, 'a' },
+        { "reset-on-open", no_argument, 0, 'r' },
+        { "realtime", no_argument, 0, 't' },
+        { "settle-ms", required_argument, 0, 's' },
+        { 0, 0, 0, 0 },
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': opt.mcu = optarg; break;
+        case 'f': opt.freq = strtoul(optarg, NULL, 0); break;
+        case 'k':
+            if (strlen(optarg) != 2 || optarg[1] < '0' || optarg[1] > '7')
+                die("--marker wants a port letter and a bit, like B5, not %s", optarg);
+            opt.marker_port = optarg[0];
+            opt.marker_bit = optarg[1] - '0';
+            break;
+        case 'l': opt.marker_log = optarg; break;
+        case 'b': opt.bootloader = optarg; break;
+        case 'a': opt.boot_addr = strtoul(optarg, NULL, 0); break;
+        case 'r': opt.reset_on_open = 1; break;
+        case 't': opt.realtime = 1; break;
+        case 's': opt.settle_ms = atoi(optarg); break;
+        default: usage();
+        }
+    }
+    if (optind < argc)
+        opt.firmware = argv[optind++];
+    if (optind < argc || (!opt.firmware && !opt.bootloader) || !opt.freq)
+        usage();
+}
+
+static void load_code(void)
+{
+    if (opt.firmware) {
+        elf_firmware_t fw;
+        memset(&fw, 0, sizeof fw);
+        if (elf_read_firmware(opt.firmware, &fw) != 0 || fw.flashsize == 0)
+            die("cannot read firmware ELF %s", opt.firmware);
+        avr_load_firmware(avr, &fw);
+    }
+    if (opt.bootloader) {
+        ihex_chunk_p chunks = NULL;
+        int count = read_ihex_chunks(opt.bootloader, &chunks);
+        if (count <= 0)
+            die("cannot read bootloader hex %s", opt.bootloader);
+        for (int i = 0; i < count; i++) {
+            if (chunks[i].baseaddr + chunks[i].size > avr->flashend + 1)
+                die("bootloader %s reaches past the end of flash", opt.bootloader);
+            avr_loadcode(avr, chunks[i].data, chunks[i].size, chunks[i].baseaddr);
+        }
+        free_ihex_chunks(chunks);
+        avr->codeend = avr->flashend;   /* the bootloader lies beyond the app's code */
+        avr->reset_pc = opt.boot_addr;  /* BOOTRST: every reset starts in the bootloader */
+        avr->pc = opt.boot_addr;
+    }
+    avr->frequency = opt.freq;          /* the board's clock, not the ELF's .mmcu note */
+}
+
+static void connect_parts(void)
+{
+    uint32_t flags = 0;
+    /* Poll sleep usleep()s on idle UART polls (unpredictable timing); STDIO prints the
+     * AVR's lines on our stdout, which carries only the PTY line. */
+    avr_ioctl(avr, AVR_IOCTL_UART_GET_FLAGS('0'), &flags);
+    flags &= ~(AVR_UART_FLAG_POLL_SLEEP | AVR_UART_FLAG_STDIO);
+    avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
+
+    uart_input = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
+    avr_irq_t *out = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT);
+    avr_irq_t *xon = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON);
+    avr_irq_t *xoff = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF);
+    if (!uart_input || !out || !xon || !xoff)
+        die("%s has no UART0", opt.mcu);
+    avr_irq_register_notify(out, on_uart_output, NULL);
+    avr_irq_register_notify(xon, on_uart_xon, NULL);
+    avr_irq_register_notify(xoff, on_uart_xoff, NULL);
+
+    if (opt.marker_bit >= 0) {
+        avr_irq_t *pin = avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(opt.marker_port),
+                                       opt.marker_bit);
+        if (!pin)
+            die("%s has no port %c", opt.mcu, opt.marker_port);
+        avr_irq_register_notify(pin, on_marker, NULL);
+        if (opt.marker_log && !(marker_file = fopen(opt.marker_log, "w")))
+            die("cannot write marker log %s: %s", opt.marker_log, strerror(errno));
+    }
+    core_reset = avr->reset;
+    avr->reset = on_any_reset;
+    fix_watchdog();
+}
+
+/* Our loop decides when to wait; simavr's own sleep callback would usleep(). */
+static void no_sleep(avr_t *a, avr_cycle_count_t how_long)
+{
+    (void)a; (void)how_long;
+}
+
+/* How long the next look at the pty may wait, in ms. */
+static int wait_budget(void)
+{
+    if (!cpu_started)
+        return -1;
+    if (out_len > OUTQ_SIZE - 64)
+        return 5;               /* stalled until the host reads: see the main loop */
+    if (opt.realtime) {
+        double ahead = (double)(avr->cycle - anchor_cycle) / opt.freq - (now() - anchor_wall);
+        return ahead > 0.001 ? (ahead > 0.02 ? 20 : (int)(ahead * 1000)) : 0;
+    }
+    /* Idle (sleeping, or spinning on an empty UART) with nothing to move: wait for the host.
+     * Simulated time does not pass while we wait, so cycle counts stay exact. */
+    int idle = avr->state == cpu_Sleeping || xon_polls > BATCH / 16;
+    return idle && connected && !in_len && !out_len ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    avr_global_logger_set(logger);
+
+    avr = avr_make_mcu_by_name(opt.mcu);
+    if (!avr)
+        die("simavr does not know the MCU %s", opt.mcu);
+    avr_init(avr);
+    avr->sleep = no_sleep;
+    load_code();
+    connect_parts();
+
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    printf("PTY %s\n", open_pty());
+    fflush(stdout);
+    /* The host reads one line and may stop draining the pipe: anything simavr prints later
+     * goes to stderr, so a full pipe can never stall the simulation. */
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+
+    while (!stop_requested) {
+        int budget = wait_budget();
+        if (watch_fd >= 0) {
+            service_pty(budget < 0 ? 100 : budget);
+        } else {                /* the HUP master polls ready at once: nap instead */
+            service_pty(connected ? budget : 0);
+            if (!connected && budget != 0)
+                usleep(budget > 0 ? budget * 1000 : 2000);
+        }
+        if (!cpu_started)
+            continue;           /* held until the host's first open */
+        if (reset_requested) {
+            reset_requested = 0;
+            external_reset();
+        }
+        if (out_len > OUTQ_SIZE - 64)
+            continue;           /* host not reading: stall the CPU rather than drop bytes */
+        feed_uart();
+
+        xon_polls = 0;
+        avr_flashaddr_t last_pc = avr->pc;  /* a run off the end of flash leaves pc = 0 */
+        for (int i = 0; i < BATCH; i++) {
+            last_pc = avr->pc;
+            int state = avr_run(avr);
+            if (state == cpu_Crashed || state == cpu_Done)
+                break;
+            if (in_len && uart_accepts)
+                feed_uart();
+        }
+        if (avr->state == cpu_Crashed && opt.bootloader) {
+            /* On silicon, erased flash (0xFFFF) executes until it falls into the boot section
+             * at the top: an Arduino with no sketch keeps running its bootloader. */
+            fprintf(stderr, "CRASHED pc=0x%04x cycle=%llu: restarting the bootloader, as erased "
+                    "flash falls through into it on silicon\n", last_pc,
+                    (unsigned long long)avr->cycle);
+            external_reset();
+            avr->state = cpu_Running;
+            continue;
+        }
+        if (avr->state == cpu_Crashed) {
+            fprintf(stderr, "CRASHED pc=0x%04x cycle=%llu\n", last_pc,
+                    (unsigned long long)avr->cycle);
+            return 2;
+        }
+        if (avr->state == cpu_Done) {   /* sleep with interrupts off: nothing can wake it */
+            fprintf(stderr, "HALTED pc=0x%04x cycle=%llu (sleep with interrupts off)\n",
+                    avr->pc, (unsigned long long)avr->cycle);
+            return 3;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,34 @@
+"""native: the DUT firmware compiled for the host and run as a local process on a pty."""
+
+from __future__ import annotations
+
+import subprocess
+
+from harness.backends import Availability, Backend, Target
+from harness.backends.process import read_announcement, stop_process
+from harness.boards import Board
+from harness.fidelity import WALL_CLOCK
+from harness.tools import find_tool
+
+
+class NativeBackend(Backend):
+    name = "native"
+    fidelity = WALL_CLOCK
+    build = "host"
+
+    def availability(self, board: Board) -> Availability:
+        if "native" not in board.backends:
+            return Availability(False, f"{board.name} has no [backends.native] table")
+        cc = find_tool("cc")
+        if not cc.found:
+            return Availability(False, "no host C compiler (cc)", cc.install)
+        return Availability(True)
+
+    def start(self, board: Board, firmware, options: dict) -> Target:
+        command = [str(firmware.elf)]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+        pty = read_announcement(proc, "TINYHIL_PTY", 10, command)
+        return Target(url=pty, backend=self.name, fidelity=self.fidelity, board=board,
+                      description=" ".join(command), stop_fn=lambda: stop_process(proc),
+                      info={"pid": proc.pid, "process": proc})

@@ -1,0 +1,136 @@
+"""`tinyhil` (also `python -m harness`): the commands that are not tests.
+
+  tinyhil boards           every board, its backends, and whether each can run here
+  tinyhil variants         the model variants
+  tinyhil bench [...]      the emulator-only benchmark: suites on every board, then the table
+  tinyhil report DIR...    rebuild the comparison table from runs (Markdown, CSV, HTML, PNG)
+  tinyhil gen-header       regenerate the C protocol header from harness/wire.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.paths import REPO_DIR, firmware_dir
+
+HEADER = Path("runtime") / "tinyhil_wire.h"
+
+
+def cmd_boards(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.backends import get_backend
+    from harness.boards import load_catalogue
+
+    table = Table(title="boards (devices/boards/*.toml)")
+    for column in ("board", "MCU", "clock", "flash", "RAM", "backend", "usable here"):
+        table.add_column(column)
+    for board in load_catalogue().values():
+        for i, backend in enumerate(board.backends):
+            status = get_backend(backend).availability(board)
+            default = " (default)" if backend == board.default_emulator else ""
+            table.add_row(board.name if i == 0 else "", board.mcu if i == 0 else "",
+                          f"{board.clock_hz / 1e6:g} MHz" if i == 0 else "",
+                          _size(board.flash_bytes) if i == 0 else "", _size(board.ram_bytes) if i == 0 else "",
+                          backend + default, "yes" if status.ok else f"no: {status}")
+    Console().print(table)
+    return 0
+
+
+def _size(n: int) -> str:
+    return "host" if not n else f"{n // 1024} KB"
+
+
+def cmd_variants(args) -> int:
+    from harness.models import list_variants
+    for v in list_variants(include_probes=True):
+        print(f"{v.name:16} {v.kind:6} {v.exporter:8} {v.input_count} x {v.input_dtype:8} {v.description}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from harness.report import comparison_table, load_runs, print_table, write_report
+    paths = [Path(p) for p in args.runs] or [Path("results")]
+    table = comparison_table(load_runs(paths))
+    print_table(table)
+    out = Path(args.out) if args.out else (paths[0] if len(paths) == 1 else Path("results")) / "report"
+    written = write_report(paths, out)
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    """Run the suites on emulators only (never touching an attached board)."""
+    import pytest
+    suites = REPO_DIR / "suites"
+    if not suites.is_dir():
+        raise HarnessError(f"the suites folder {suites} is missing: run tinyhil bench from a "
+                           "checkout of the repository")
+    argv = [str(suites), "-p", "no:cacheprovider", "-q", f"--backend={args.backend}",
+            f"--latency-runs={args.latency_runs}"]
+    if args.board:
+        argv.append(f"--board={args.board}")
+    if args.variant:
+        argv.append(f"--variant={args.variant}")
+    if args.results_dir:
+        argv.append(f"--results-dir={args.results_dir}")
+    if args.vectors:
+        argv.append(f"--vectors={args.vectors}")
+    if "hardware" in args.backend.split(","):
+        raise HarnessError("tinyhil bench never touches a board: run `pytest suites/ --board NAME` "
+                           "for hardware")
+    return int(pytest.main(argv))
+
+
+def cmd_gen_header(args) -> int:
+    from harness.wire import c_header
+    path = firmware_dir() / HEADER
+    if args.check:
+        if path.read_text() != c_header():
+            print(f"{path} is out of date: run `tinyhil gen-header`", file=sys.stderr)
+            return 1
+        print(f"{path} matches harness/wire.py")
+        return 0
+    path.write_text(c_header())
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinyhil", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("boards", help="list boards and whether each backend can run here").set_defaults(fn=cmd_boards)
+    sub.add_parser("variants", help="list model variants").set_defaults(fn=cmd_variants)
+    bench = sub.add_parser("bench", help="emulator-only benchmark of every board and variant")
+    bench.add_argument("--board", help="comma-separated boards (default: all this machine can emulate)")
+    bench.add_argument("--backend", default="all-emulators",
+                       help="all-emulators (default: simavr and QEMU for AVR boards), emulators "
+                            "(each board's default emulator), or a comma list (simavr,qemu)")
+    bench.add_argument("--variant", help="comma-separated variants (default: all)")
+    bench.add_argument("--results-dir")
+    bench.add_argument("--vectors", type=int, help="stream only the first N test vectors")
+    bench.add_argument("--latency-runs", type=int, default=20)
+    bench.set_defaults(fn=cmd_bench)
+    report = sub.add_parser("report", help="comparison table from one or more runs")
+    report.add_argument("runs", nargs="*", help="run folders, or folders holding runs (default: results/)")
+    report.add_argument("--out", help="folder for report.md/.csv/.html and plots")
+    report.set_defaults(fn=cmd_report)
+    header = sub.add_parser("gen-header", help="regenerate devices/firmware/runtime/tinyhil_wire.h")
+    header.add_argument("--check", action="store_true", help="only check that it is up to date")
+    header.set_defaults(fn=cmd_gen_header)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except HarnessError as exc:
+        print(f"tinyhil: error: {exc}", file=sys.stderr)
+        return 2

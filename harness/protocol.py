@@ -1,0 +1,221 @@
+"""The host side of wire protocol v1: a DUT client over any pyserial URL.
+
+Every request but LOAD gets one response carrying its sequence number. A corrupted or lost
+frame is never accepted: it is resent (the DUT says BAD_CRC at once when it can, a timeout
+covers the rest), and every request is idempotent, so a resend is always safe.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass, field
+
+import serial
+
+from harness.errors import ProtocolError
+from harness.wire import (DTYPE_NAME, ERR, ERR_NAME, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
+                          Frame, crc16, encode)
+
+IDENTITY_FIXED = struct.Struct("<BBIIHHHHBHB8s8s")
+
+
+@dataclass(frozen=True)
+class Identity:
+    protocol_version: int
+    flags: int
+    clock_hz: int
+    timer_hz: int               # ticks per second of the cycle counter
+    max_payload: int
+    vector_capacity: int
+    max_runs: int
+    input_count: int
+    input_dtype: str
+    output_count: int
+    output_dtype: str
+    model_hash: str             # 16 hex digits
+    build_id: str               # 16 hex digits
+    board: str
+    model_id: str
+
+    @classmethod
+    def parse(cls, payload: bytes) -> "Identity":
+        if len(payload) < IDENTITY_FIXED.size + 2:
+            raise ProtocolError(f"IDENTITY reply is {len(payload)} bytes, too short for protocol v1")
+        (version, flags, clock, timer, max_payload, capacity, max_runs, in_count, in_dtype,
+         out_count, out_dtype, model_hash, build_id) = IDENTITY_FIXED.unpack_from(payload)
+        rest = payload[IDENTITY_FIXED.size:]
+        board_len = rest[0]
+        board = rest[1:1 + board_len].decode("ascii", "replace")
+        rest = rest[1 + board_len:]
+        model_id = rest[1:1 + rest[0]].decode("ascii", "replace") if rest else ""
+        return cls(version, flags, clock, timer, max_payload, capacity, max_runs, in_count,
+                   DTYPE_NAME.get(in_dtype, f"?{in_dtype}"), out_count,
+                   DTYPE_NAME.get(out_dtype, f"?{out_dtype}"), model_hash.hex(), build_id.hex(),
+                   board, model_id)
+
+
+@dataclass
+class InferResult:
+    output: bytes                # raw little-endian output of the last run
+    cycles: list[int]            # per timed run, in counter ticks (Identity.timer_hz)
+    roundtrip_s: float           # host time from first byte sent to reply decoded
+
+
+@dataclass
+class LinkStats:
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    resends: int = 0
+    timeouts: int = 0
+    crc_errors_reported: int = 0     # BAD_CRC replies from the DUT
+    frames_rejected: int = 0         # frames the host's decoder refused
+    vector_reloads: int = 0
+
+
+@dataclass
+class DutClient:
+    port: serial.SerialBase
+    timeout: float = 2.0             # seconds to wait for a reply before resending
+    retries: int = 5                 # resends before giving up
+    max_payload: int = 64            # until IDENTIFY tells the real value
+    stats: LinkStats = field(default_factory=LinkStats)
+    identity: Identity | None = None
+
+    def __post_init__(self):
+        self._seq = 0
+        self._decoder = Decoder()
+
+    @classmethod
+    def open(cls, url: str, baud: int = 115200, **kwargs) -> "DutClient":
+        try:
+            port = serial.serial_for_url(url, baudrate=baud, timeout=0.05)
+        except (serial.SerialException, OSError) as exc:
+            raise ProtocolError(f"cannot open serial port {url}: {exc}. Check that it exists and "
+                                "that no other program (a serial monitor, another test run) holds it") from None
+        return cls(port, **kwargs)
+
+    def close(self) -> None:
+        self.port.close()
+
+    # --- requests --------------------------------------------------------------------------
+    def identify(self, attempts: int | None = None) -> Identity:
+        frame = self._request(MSG["IDENTIFY"], b"", MSG["IDENTITY"], retries=attempts)
+        identity = Identity.parse(frame.payload)
+        if identity.protocol_version != PROTOCOL_VERSION:
+            raise ProtocolError(f"the DUT speaks protocol v{identity.protocol_version}, this harness "
+                                f"v{PROTOCOL_VERSION}: rebuild the firmware with this harness's runtime")
+        self.identity = identity
+        self.max_payload = identity.max_payload
+        return identity
+
+    def echo(self, data: bytes) -> bytes:
+        return self._request(MSG["ECHO"], data, MSG["ECHO_REPLY"]).payload
+
+    def infer(self, vector: bytes, runs: int = 1, warmup: int = 0,
+              timeout: float | None = None) -> InferResult:
+        """Run the model on `vector` `warmup` times untimed, then `runs` times timed."""
+        identity = self.identity or self.identify()
+        if runs < 1 or runs > identity.max_runs:
+            raise ValueError(f"runs must be 1..{identity.max_runs} on {identity.board}, not {runs}")
+        head = struct.pack("<HH", runs, warmup)
+        started = time.perf_counter()
+        if len(head) + len(vector) <= self.max_payload:
+            frame = self._request(MSG["INFER"], head + vector, MSG["RESULT"], timeout=timeout)
+        else:
+            frame = self._infer_loaded(head, vector, timeout)
+        roundtrip = time.perf_counter() - started
+        out_len = len(frame.payload) - 2 - 4 * runs
+        if out_len < 0 or struct.unpack_from("<H", frame.payload)[0] != runs:
+            raise ProtocolError(f"RESULT reply of {len(frame.payload)} bytes does not hold {runs} runs")
+        output = frame.payload[2:2 + out_len]
+        cycles = list(struct.unpack_from(f"<{runs}I", frame.payload, 2 + out_len))
+        return InferResult(output, cycles, roundtrip)
+
+    def _infer_loaded(self, head: bytes, vector: bytes, timeout: float | None) -> Frame:
+        chunk = self.max_payload - 2
+        check = struct.pack("<HH", len(vector), crc16(vector))
+        for _ in range(self.retries + 1):
+            for offset in range(0, len(vector), chunk):
+                self._send(MSG["LOAD"], struct.pack("<H", offset) + vector[offset:offset + chunk])
+            try:
+                return self._request(MSG["INFER_LOADED"], head + check, MSG["RESULT"], timeout=timeout)
+            except _VectorMismatch:
+                self.stats.vector_reloads += 1
+        raise ProtocolError(f"the DUT never received the whole {len(vector)}-byte vector intact "
+                            f"after {self.retries + 1} tries: the link loses or corrupts too much")
+
+    # --- framing ---------------------------------------------------------------------------
+    def _send(self, msg_type: int, payload: bytes) -> int:
+        self._seq = (self._seq + 1) & 0xFF
+        frame = encode(msg_type, self._seq, payload)
+        self.port.write(frame)
+        self.stats.bytes_sent += len(frame)
+        return self._seq
+
+    def _request(self, msg_type: int, payload: bytes, reply_type: int,
+                 timeout: float | None = None, retries: int | None = None) -> Frame:
+        if len(payload) > self.max_payload:
+            raise ValueError(f"payload of {len(payload)} B exceeds the DUT's {self.max_payload} B")
+        self.stats.requests += 1
+        retries = self.retries if retries is None else retries
+        last_problem = "no reply"
+        for attempt in range(retries + 1):
+            if attempt:
+                self.stats.resends += 1
+            seq = self._send(msg_type, payload)
+            frame = self._await(seq, timeout or self.timeout)
+            if frame is None:
+                self.stats.timeouts += 1
+                last_problem = f"no reply within {timeout or self.timeout:.1f} s"
+                continue
+            if frame.type == reply_type:
+                return frame
+            if frame.type == MSG["ERROR"]:
+                code = frame.payload[0] if frame.payload else 0
+                if code == ERR["BAD_CRC"]:
+                    self.stats.crc_errors_reported += 1
+                    last_problem = "the DUT received a corrupted frame"
+                    continue
+                if code == ERR["VECTOR_MISMATCH"]:
+                    raise _VectorMismatch()
+                detail = struct.unpack_from("<H", frame.payload, 1)[0] if len(frame.payload) >= 3 else 0
+                raise ProtocolError(f"the DUT refused {_name(msg_type)}: "
+                                    f"{ERR_NAME.get(code, code)} (detail {detail})")
+            last_problem = f"unexpected {frame.name} reply"
+        raise ProtocolError(f"{_name(msg_type)} failed after {retries + 1} tries on "
+                            f"{self.port.portstr}: {last_problem}. Is the board running the tinyhil "
+                            "firmware, at the right baud rate?")
+
+    def _await(self, seq: int, timeout: float) -> Frame | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            data = self.port.read(max(1, self.port.in_waiting))
+            if not data:
+                continue
+            self.stats.bytes_received += len(data)
+            rejected = self._decoder.rejected
+            frames = self._decoder.feed(data)
+            self.stats.frames_rejected += self._decoder.rejected - rejected
+            for frame in frames:
+                if frame.seq == seq:
+                    return frame         # replies to earlier, resent requests are dropped
+        return None
+
+
+class _VectorMismatch(Exception):
+    """INFER_LOADED found the loaded vector incomplete: the chunks must be sent again."""
+
+
+def _name(msg_type: int) -> str:
+    return MSG_NAME.get(msg_type, hex(msg_type))
+
+
+def wire_overhead(vector_bytes: int, max_payload: int) -> int:
+    """Bytes on the wire, host to DUT, to send one vector and its inference request."""
+    if 4 + vector_bytes <= max_payload:
+        return OVERHEAD + 4 + vector_bytes
+    chunk = max_payload - 2
+    chunks = -(-vector_bytes // chunk)
+    return chunks * (OVERHEAD + 2) + vector_bytes + OVERHEAD + 8

@@ -1,0 +1,269 @@
+"""From records to comparison tables (boards x model variants), plots and reports."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import fidelity as fid
+from harness.errors import HarnessError
+from harness.results import RECORDS_JSONL, RECORDS_PARQUET, load_run
+
+KEY = ["board", "backend", "model", "variant"]
+
+# (metric, statistic) -> table column. Latency keeps its statistics apart; every other metric is
+# one figure, picked by STAT_PREFERENCE when a run recorded it under several statistics.
+LATENCY_COLUMNS = {("latency_us", "median"): "latency_median_us",
+                   ("latency_us", "p95"): "latency_p95_us"}
+SINGLE_COLUMNS = {"accuracy": "accuracy_pct", "agreement": "agreement_pct",
+                  "flash_bytes": "flash_bytes", "flash_limit_bytes": "flash_limit_bytes",
+                  "ram_bytes": "ram_bytes", "ram_limit_bytes": "ram_limit_bytes", "fits": "fits",
+                  "energy_uj": "energy_uj", "power_mw": "power_mw"}
+STAT_PREFERENCE = ("value", "median", "mean")
+COLUMNS = ["fidelity", "accuracy_pct", "agreement_pct", "latency_median_us", "latency_p95_us",
+           "flash_bytes", "flash_limit_bytes", "ram_bytes", "ram_limit_bytes", "fits"]
+OPTIONAL_COLUMNS = ["energy_uj", "power_mw"]          # only when some run measured them
+TRAILING = ["run_id", "run_status"]                   # where each row's figures came from
+
+HEADERS = {"board": "board", "backend": "backend", "model": "model", "variant": "variant",
+           "fidelity": "fidelity", "accuracy_pct": "accuracy (%)",
+           "agreement_pct": "agreement (%)", "latency_median_us": "latency median (us)",
+           "latency_p95_us": "latency p95 (us)", "flash_bytes": "flash (B)",
+           "flash_limit_bytes": "flash limit (B)", "ram_bytes": "RAM (B)",
+           "ram_limit_bytes": "RAM limit (B)", "fits": "fits", "energy_uj": "energy (uJ)",
+           "power_mw": "power (mW)"}
+HEADER_KEYS = {header: column for column, header in HEADERS.items()}
+INCOMPLETE_MARK = " *"
+
+
+def find_run_dirs(path: Path) -> list[Path]:
+    """`path` itself if it is a run folder, else every run folder below it."""
+    path = Path(path)
+    if (path / RECORDS_JSONL).exists() or (path / RECORDS_PARQUET).exists():
+        return [path]
+    found = {p.parent for name in (RECORDS_JSONL, RECORDS_PARQUET) for p in path.rglob(name)}
+    return sorted(found)
+
+
+def load_runs(paths: Path | Sequence[Path]) -> pd.DataFrame:
+    """Records of every run found under `paths` (run folders or folders of runs), concatenated."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    run_dirs = sorted({d for p in paths for d in find_run_dirs(Path(p))})
+    if not run_dirs:
+        raise HarnessError(f"no run records (records.jsonl) found under "
+                           f"{', '.join(map(str, paths)) or 'nothing'}: pass a results/<run-id> "
+                           "folder or the results/ folder holding them")
+    return pd.concat([load_run(d) for d in run_dirs], ignore_index=True)
+
+
+def _latest_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep, for each key, only the records of the run that measured it last."""
+    last = df.groupby(["run_id", *KEY], dropna=False)["_time"].max().reset_index()
+    last = last.sort_values(["_time", "run_id"]).drop_duplicates(KEY, keep="last")
+    return df.merge(last[["run_id", *KEY]], on=["run_id", *KEY])
+
+
+def _column_of(df: pd.DataFrame) -> pd.Series:
+    pairs = pd.Series(list(zip(df["metric"], df["statistic"])), index=df.index)
+    latency = pairs.map(LATENCY_COLUMNS)
+    single = df["metric"].map(SINGLE_COLUMNS).where(df["metric"] != "latency_us")
+    return latency.fillna(single)
+
+
+def _row_fidelity(df: pd.DataFrame) -> pd.Series:
+    """Fidelity of each row's latency figure; without one, of its last non-static figure."""
+    def last(rows: pd.DataFrame) -> pd.Series:
+        return rows.sort_values("_time").groupby(KEY, dropna=False)["fidelity"].last()
+
+    latency = last(df[df["column"] == "latency_median_us"])
+    measured = last(df[df["fidelity"] != fid.STATIC])
+    return latency.combine_first(measured).combine_first(last(df))
+
+
+def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (board, backend, model, variant) holding the figures of its latest run.
+
+    Figures nobody measured stay NaN (never 0); fits is "yes"/"no" or empty."""
+    if "run_status" not in df:
+        df = df.assign(run_status="complete")
+    df = df.assign(_time=pd.to_datetime(df["time"], utc=True, format="ISO8601"))
+    df = _latest_runs(df.reset_index(drop=True))
+    df = df.assign(column=_column_of(df))
+    wanted = df.dropna(subset=["column"])
+    # Among several statistics of one figure, the preferred one, then the newest, comes last.
+    rank = wanted["statistic"].map({s: -i for i, s in enumerate(STAT_PREFERENCE)}).fillna(-99)
+    wanted = wanted.assign(_rank=rank).sort_values(["_rank", "_time"])
+    figures = (wanted.pivot_table(index=KEY, columns="column", values="value", aggfunc="last")
+               if len(wanted) else None)
+    rows = df.groupby(KEY, dropna=False).agg(run_id=("run_id", "first"),
+                                             run_status=("run_status", "first"))
+    rows["fidelity"] = _row_fidelity(df)
+    table = rows.join(figures) if figures is not None else rows
+    # Energy and power come together (one monitor gives both): both columns, or neither.
+    optional = OPTIONAL_COLUMNS if any(c in table for c in OPTIONAL_COLUMNS) else []
+    table = table.reindex(columns=COLUMNS + optional + TRAILING)
+    numeric = [c for c in COLUMNS + optional if c not in ("fidelity", "fits")]
+    table[numeric] = table[numeric].astype("float64")
+    table["fits"] = table["fits"].map({1.0: "yes", 0.0: "no"})
+    return table.reset_index().sort_values(["board", "backend", "variant", "model"],
+                                           ignore_index=True)
+
+
+# --- display -----------------------------------------------------------------------------------
+
+def _fmt(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return f"{value:,.{digits}f}" if digits else f"{int(round(value))}"
+
+
+def display_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as strings for people: units in the headers, empty cells for missing figures,
+    and incomplete runs marked on their variant."""
+    out = table.copy()
+    digits = {"accuracy_pct": 1, "agreement_pct": 1, "latency_median_us": 1, "latency_p95_us": 1,
+              "energy_uj": 2, "power_mw": 2, "flash_bytes": 0, "flash_limit_bytes": 0,
+              "ram_bytes": 0, "ram_limit_bytes": 0}
+    for column, d in digits.items():
+        if column in out:
+            out[column] = out[column].map(lambda v, d=d: _fmt(v, d))
+    out["fits"] = out["fits"].fillna("")
+    out["fidelity"] = out["fidelity"].fillna("")
+    incomplete = out["run_status"].fillna("complete") != "complete"
+    out.loc[incomplete, "variant"] = out.loc[incomplete, "variant"] + INCOMPLETE_MARK
+    out = out.drop(columns=[c for c in TRAILING if c in out])
+    return out.rename(columns=HEADERS)
+
+
+def legend_lines(table: pd.DataFrame) -> list[str]:
+    """One line per fidelity label present in the table."""
+    labels = set(table["fidelity"].dropna())
+    known = [f"`{f}`: {text}" for f, text in fid.DESCRIPTIONS.items() if f in labels]
+    return known + [f"`{f}`: (no description)" for f in sorted(labels - set(fid.DESCRIPTIONS))]
+
+
+def incomplete_note(table: pd.DataFrame) -> str:
+    """Names the runs that did not finish, whose rows carry INCOMPLETE_MARK; '' if none."""
+    runs = table.loc[table["run_status"].fillna("complete") != "complete", "run_id"]
+    if runs.empty:
+        return ""
+    return (f"Rows marked {INCOMPLETE_MARK.strip()} come from a run that did not finish "
+            f"({', '.join(sorted(set(runs)))}): their figures may be partial.")
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    shown = display_frame(table)
+    text = {"board", "backend", "model", "variant", "fidelity", "fits"}
+    align = ["left" if HEADER_KEYS.get(c, c) in text else "right" for c in shown.columns]
+    # disable_numparse: cells are already formatted; tabulate must not reformat them.
+    body = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+    legend = "\n".join(f"- {line}" for line in legend_lines(table))
+    note = incomplete_note(table)
+    return f"{body}\n\nFidelity:\n\n{legend}\n" + (f"\n{note}\n" if note else "")
+
+
+def to_html(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
+    import html
+
+    legend = "".join(f"<li>{html.escape(line)}</li>" for line in legend_lines(table))
+    note = f"<p>{html.escape(incomplete_note(table))}</p>" if incomplete_note(table) else ""
+    images = "".join(f'<p><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}"></p>'
+                     for p in plots)
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tinyhil report</title>"
+            "</head><body>\n<h1>tinyhil report</h1>\n"
+            + display_frame(table).to_html(index=False, na_rep="")
+            + f"\n<h2>Fidelity</h2><ul>{legend}</ul>{note}\n{images}\n</body></html>\n")
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
+
+
+def plot_board(table: pd.DataFrame, board: str, path: Path) -> Path | None:
+    """Latency vs accuracy for one board; None (no file) when no row has both figures."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = table[(table["board"] == board)].dropna(subset=["latency_median_us", "accuracy_pct"])
+    if rows.empty:
+        return None
+    # Figure + Agg canvas, not pyplot: no global backend state, safe off the main thread.
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(rows["latency_median_us"], rows["accuracy_pct"])
+    for _, row in rows.iterrows():
+        ax.annotate(f"{row['variant']} ({row['backend']})",
+                    (row["latency_median_us"], row["accuracy_pct"]),
+                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+    low, high = rows["latency_median_us"].min(), rows["latency_median_us"].max()
+    if low > 0 and high / low > 100:
+        ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.1)                 # room for the labels right of the points
+    ax.set_xlabel("latency median (us)")
+    ax.set_ylabel("accuracy (%)")
+    fidelities = ", ".join(sorted(set(rows["fidelity"].dropna())))
+    ax.set_title(f"{board}: latency vs accuracy ({fidelities})")
+    ax.grid(True, alpha=0.3)
+    fig.savefig(path, format="png", dpi=100)
+    return path
+
+
+def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]:
+    """Write report.md/.csv/.html and latency_vs_accuracy_<board>.png; returns them by file name."""
+    table = comparison_table(load_runs(paths))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for board in table["board"].unique():
+        name = f"latency_vs_accuracy_{_safe_name(board)}.png"
+        if plot_board(table, board, out_dir / name):
+            written[name] = out_dir / name
+    files = {"report.md": to_markdown(table),
+             "report.html": to_html(table, list(written.values()))}
+    for name, text in files.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        written[name] = out_dir / name
+    table.to_csv(out_dir / "report.csv", index=False)
+    written["report.csv"] = out_dir / "report.csv"
+    return written
+
+
+def print_table(table: pd.DataFrame, console=None):
+    """Show the table in the terminal; returns the rich Table."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console()
+    shown = display_frame(table)
+    several_models = table["model"].nunique() > 1
+    notes = [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table)]
+    caption = escape("\n".join(filter(None, notes))) or None
+    rich_table = Table(title="tinyhil comparison", caption=caption, caption_justify="left")
+    headers = ["board", "backend", "fidelity", *(["model"] if several_models else []), "variant",
+               "accuracy %", "agreement %", "latency median us", "p95 us", "flash B / limit",
+               "RAM B / limit", "fits"]
+    for header in headers:
+        numeric = header.split()[0] in ("accuracy", "agreement", "latency", "p95", "flash", "RAM")
+        rich_table.add_column(header, justify="right" if numeric else "left")
+
+    def size(used: str, limit: str) -> str:
+        # A limit of 0 means the board has none to check (native).
+        return f"{used or '?'} / {limit}" if limit not in ("", "0") else used
+
+    for (_, row), (_, raw) in zip(shown.iterrows(), table.iterrows()):
+        fits = {"yes": "yes", "no": "DOES NOT FIT"}.get(raw["fits"], "")
+        cells = [row["board"], row["backend"], row["fidelity"],
+                 *([row["model"]] if several_models else []), row["variant"],
+                 row["accuracy (%)"], row["agreement (%)"], row["latency median (us)"],
+                 row["latency p95 (us)"], size(row["flash (B)"], row["flash limit (B)"]),
+                 size(row["RAM (B)"], row["RAM limit (B)"]), fits]
+        # escape: names are data, not rich markup ("[...]" would vanish otherwise).
+        rich_table.add_row(*map(escape, cells), style="red" if raw["fits"] == "no" else None)
+    console.print(rich_table)
+    return rich_table

@@ -1,0 +1,83 @@
+"""Every external tool is found the same way: its path, its version, and how to install it."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ToolMissing
+
+APT = "sudo apt-get install"
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    executable: str
+    version_args: tuple[str, ...]
+    install: str                      # how to install it, shown when it is missing
+    env: str = ""                     # environment variable that may point at it
+
+
+SPECS = {
+    "cc": ToolSpec("cc", ("--version",), f"{APT} gcc"),
+    "size": ToolSpec("size", ("--version",), f"{APT} binutils"),
+    "avr-gcc": ToolSpec("avr-gcc", ("--version",), f"{APT} gcc-avr avr-libc", "TINYHIL_AVR_GCC"),
+    "avr-size": ToolSpec("avr-size", ("--version",), f"{APT} binutils-avr"),
+    "avr-objcopy": ToolSpec("avr-objcopy", ("--version",), f"{APT} binutils-avr"),
+    "simavr": ToolSpec("simavr", ("--help",), f"{APT} simavr libsimavr-dev libelf-dev"),
+    "qemu-system-avr": ToolSpec("qemu-system-avr", ("--version",), f"{APT} qemu-system-misc",
+                                "TINYHIL_QEMU_AVR"),
+    "avrdude": ToolSpec("avrdude", ("-?",), f"{APT} avrdude", "TINYHIL_AVRDUDE"),
+}
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    path: Path | None
+    version: str | None
+    install: str
+
+    @property
+    def found(self) -> bool:
+        return self.path is not None
+
+
+def _first_version_line(text: str) -> str | None:
+    for line in text.splitlines():
+        if re.search(r"\d+\.\d+", line):
+            return line.strip()
+    return None
+
+
+@functools.cache
+def find_tool(name: str) -> Tool:
+    spec = SPECS[name]
+    explicit = os.environ.get(spec.env) if spec.env else None
+    path = explicit or shutil.which(spec.executable)
+    if not path or not Path(path).exists():
+        return Tool(name, None, None, spec.install)
+    try:
+        run = subprocess.run([path, *spec.version_args], capture_output=True, text=True, timeout=10)
+        version = _first_version_line(run.stdout + run.stderr)
+    except (OSError, subprocess.TimeoutExpired):
+        version = None
+    return Tool(name, Path(path), version, spec.install)
+
+
+def require(name: str, purpose: str = "") -> Path:
+    tool = find_tool(name)
+    if not tool.found:
+        why = f" (needed {purpose})" if purpose else ""
+        raise ToolMissing(f"{name} is not installed{why}: install it with `{tool.install}`")
+    return tool.path
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of every known tool, for the run manifest."""
+    return {name: find_tool(name).version for name in SPECS}

@@ -1,0 +1,170 @@
+"""Wire protocol v1: the one source of its constants, and frame encoding/decoding.
+
+docs/protocol.md specifies it; devices/firmware/runtime/tinyhil_wire.h is generated from this
+module (`tinyhil gen-header`), and a test checks that the committed header matches.
+
+Frame (all integers little endian):
+
+    SYNC(1)=0xA5  TYPE(1)  SEQ(1)  LEN(2)  HCRC(1)  PAYLOAD(LEN)  CRC(2)
+
+HCRC is CRC-8 (poly 0x07) over TYPE..LEN, so a corrupted length is rejected at once.
+CRC is CRC-16/CCITT-FALSE over TYPE..PAYLOAD.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+PROTOCOL_VERSION = 1
+SYNC = 0xA5
+HEADER_SIZE = 6          # SYNC TYPE SEQ LEN(2) HCRC
+TRAILER_SIZE = 2         # CRC-16
+OVERHEAD = HEADER_SIZE + TRAILER_SIZE
+
+# Message types. Requests come from the host; every request but LOAD gets exactly one
+# response carrying the request's SEQ.
+MSG = {
+    "IDENTIFY": 0x01,        # host -> DUT, empty payload
+    "IDENTITY": 0x81,        # DUT -> host
+    "ECHO": 0x02,            # host -> DUT, any payload
+    "ECHO_REPLY": 0x82,      # DUT -> host, the same payload
+    "LOAD": 0x03,            # host -> DUT: offset u16, bytes; no response (checked by INFER_LOADED)
+    "INFER": 0x04,           # host -> DUT: runs u16, warmup u16, the whole vector
+    "INFER_LOADED": 0x05,    # host -> DUT: runs u16, warmup u16, length u16, crc16 u16
+    "RESULT": 0x84,          # DUT -> host: runs u16, output bytes, runs x cycles u32
+    "ERROR": 0xEE,           # DUT -> host: code u8, detail u16
+}
+
+# Error codes carried by ERROR.
+ERR = {
+    "BAD_CRC": 1,            # the frame's header was sound but its payload CRC failed
+    "UNKNOWN_TYPE": 2,       # no such request type
+    "BAD_LENGTH": 3,         # payload length wrong for the request
+    "VECTOR_MISMATCH": 4,    # INFER_LOADED: loaded bytes do not match length/CRC (a LOAD was lost)
+    "RUNS_OUT_OF_RANGE": 5,  # runs is 0 or larger than the DUT's max_runs
+    "BAD_OFFSET": 6,         # LOAD past the vector capacity
+    "MODEL_FAILED": 7,       # the model returned non-zero
+}
+
+# Element types of test vectors and outputs.
+DTYPE = {"int8": 1, "uint8": 2, "int16": 3, "int32": 4, "float32": 5}
+DTYPE_SIZE = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
+DTYPE_NAME = {code: name for name, code in DTYPE.items()}
+
+MSG_NAME = {code: name for name, code in MSG.items()}
+ERR_NAME = {code: name for name, code in ERR.items()}
+
+
+def crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def _crc16_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        table.append(crc)
+    return table
+
+
+_CRC16 = _crc16_table()
+
+
+def crc16(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF); crc16(b"123456789") == 0x29B1."""
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[((crc >> 8) ^ byte) & 0xFF]
+    return crc
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: int
+    seq: int
+    payload: bytes
+
+    @property
+    def name(self) -> str:
+        return MSG_NAME.get(self.type, f"0x{self.type:02x}")
+
+
+def encode(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
+    head = struct.pack("<BBH", msg_type, seq & 0xFF, len(payload))
+    body = head + payload
+    return bytes([SYNC]) + head + bytes([crc8(head)]) + payload + struct.pack("<H", crc16(body))
+
+
+class Decoder:
+    """Incremental frame decoder: feed it bytes, take whole frames. Never accepts a bad frame.
+
+    Counts what it rejected so a link's health can be reported.
+    """
+
+    def __init__(self, max_payload: int = 65535):
+        self.max_payload = max_payload
+        self.buffer = bytearray()
+        self.rejected = 0      # frames whose header or payload CRC failed
+        self.skipped = 0       # bytes discarded while hunting for SYNC
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self.buffer += data
+        frames = []
+        while True:
+            start = self.buffer.find(SYNC)
+            if start < 0:
+                self.skipped += len(self.buffer)
+                self.buffer.clear()
+                return frames
+            if start:
+                self.skipped += start
+                del self.buffer[:start]
+            if len(self.buffer) < HEADER_SIZE:
+                return frames
+            head = bytes(self.buffer[1:5])
+            msg_type, seq, length = struct.unpack("<BBH", head)
+            if crc8(head) != self.buffer[5] or length > self.max_payload:
+                self.rejected += 1
+                del self.buffer[:1]          # resynchronise on the next SYNC byte
+                continue
+            end = HEADER_SIZE + length + TRAILER_SIZE
+            if len(self.buffer) < end:
+                return frames
+            payload = bytes(self.buffer[HEADER_SIZE:HEADER_SIZE + length])
+            (crc,) = struct.unpack("<H", self.buffer[end - 2:end])
+            if crc16(head + payload) != crc:
+                self.rejected += 1
+                del self.buffer[:1]
+                continue
+            del self.buffer[:end]
+            frames.append(Frame(msg_type, seq, payload))
+
+
+def c_header() -> str:
+    """The C side's copy of the constants above (devices/firmware/runtime/tinyhil_wire.h)."""
+    lines = [
+        "/* Generated from harness/wire.py by `tinyhil gen-header`: do not edit by hand.",
+        " * tests/test_wire.py fails when this file and harness/wire.py disagree. */",
+        "#ifndef TINYHIL_WIRE_H",
+        "#define TINYHIL_WIRE_H",
+        "",
+        f"#define TINYHIL_PROTOCOL_VERSION {PROTOCOL_VERSION}",
+        f"#define TINYHIL_SYNC 0x{SYNC:02X}",
+        f"#define TINYHIL_HEADER_SIZE {HEADER_SIZE}",
+        f"#define TINYHIL_TRAILER_SIZE {TRAILER_SIZE}",
+        "",
+    ]
+    lines += [f"#define TINYHIL_MSG_{name} 0x{code:02X}" for name, code in MSG.items()]
+    lines.append("")
+    lines += [f"#define TINYHIL_ERR_{name} {code}" for name, code in ERR.items()]
+    lines.append("")
+    lines += [f"#define TINYHIL_DTYPE_{name.upper()} {code}" for name, code in DTYPE.items()]
+    lines += ["", "#endif", ""]
+    return "\n".join(lines)

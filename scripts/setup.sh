@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up tinyhil on a fresh Debian 12 / Ubuntu 22.04+ machine: the cross compiler, the
+# emulators and the uploader from Debian's packages, then the harness in .venv/.
+# Safe to run again; installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  gcc make binutils                      # host builds: native DUT, simavr bridge, host references
+  gcc-avr avr-libc binutils-avr          # AVR firmware
+  simavr libsimavr-dev libelf-dev        # cycle-accurate AVR simulation (the bridge links libsimavr)
+  qemu-system-misc                       # qemu-system-avr
+  avrdude arduino-core-avr               # uploading to Arduinos (and Optiboot's source, for tests)
+  python3-venv python3-dev
+)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+echo "tinyhil is installed in .venv/ (activate it with: . .venv/bin/activate)"

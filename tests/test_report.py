@@ -1,0 +1,170 @@
+"""The report pipeline: records of several runs -> one comparison table -> md/csv/html/png."""
+
+import io
+import math
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from harness.errors import HarnessError
+from harness.report import comparison_table, load_runs, print_table, to_markdown, write_report
+from harness.results import Recorder, write_manifest
+
+SHA = "c0" * 32
+
+
+def figures(board, backend, fidelity, variant, accuracy=None, latency=None, flash=None,
+            flash_limit=None, fits=None, model="iris"):
+    """Synthetic records (test data, not measurements) for one board/backend/variant."""
+    common = dict(board=board, backend=backend, model=model, variant=variant, firmware_sha256=SHA)
+    out = []
+    if accuracy is not None:
+        out.append(dict(common, fidelity=fidelity, metric="accuracy", value=accuracy, unit="%",
+                        statistic="value", n=30))
+        out.append(dict(common, fidelity=fidelity, metric="agreement", value=100.0, unit="%",
+                        statistic="value", n=30))
+    if latency is not None:
+        out.append(dict(common, fidelity=fidelity, metric="latency_us", value=latency, unit="us",
+                        statistic="median", n=50))
+        out.append(dict(common, fidelity=fidelity, metric="latency_us", value=latency * 1.04,
+                        unit="us", statistic="p95", n=50))
+    for metric, value in (("flash_bytes", flash), ("flash_limit_bytes", flash_limit),
+                          ("fits", fits)):
+        if value is not None:
+            out.append(dict(common, fidelity="static", metric=metric, value=value,
+                            unit="bool" if metric == "fits" else "B", statistic="value", n=1))
+    return out
+
+
+def make_run(root, run_id, records, status="complete"):
+    run_dir = root / run_id
+    write_manifest(run_dir, run_id, {"command": ["pytest", "suites/"]})
+    rec = Recorder(run_dir, run_id, "0.1.0")
+    for r in records:
+        rec.record(**r)
+    if status is None:
+        rec._file.close()           # left as if the process died: no parquet, manifest "running"
+    else:
+        rec.close(status)
+    return run_dir
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "results"
+    make_run(root, "20261128-100000-aaaa",
+             figures("uno", "simavr", "cycle-accurate", "emlearn-trees", accuracy=93.3,
+                     latency=900.0, flash=9120, flash_limit=32256, fits=1)
+             + figures("uno", "simavr", "cycle-accurate", "m2cgen", accuracy=96.7,
+                       latency=15500.0, flash=40100, flash_limit=32256, fits=0))
+    make_run(root, "20261128-110000-bbbb",     # newer: replaces uno/simavr/emlearn-trees
+             figures("uno", "simavr", "cycle-accurate", "emlearn-trees", accuracy=93.3,
+                     latency=850.0, flash=9000, flash_limit=32256, fits=1)
+             + figures("native", "native", "wall-clock", "emlearn-trees", accuracy=93.3,
+                       latency=2.1))
+    make_run(root, "20261128-120000-cccc",     # died half way: only a latency figure
+             figures("uno", "qemu", "functional", "emlearn-trees", latency=700.0), status=None)
+    return root
+
+
+def row(table, **key):
+    match = table
+    for column, value in key.items():
+        match = match[match[column] == value]
+    assert len(match) == 1, match
+    return match.iloc[0]
+
+
+def test_latest_run_wins_for_duplicate_keys(runs):
+    table = comparison_table(load_runs([runs]))
+    uno = row(table, board="uno", backend="simavr", variant="emlearn-trees")
+    assert uno["latency_median_us"] == 850.0
+    assert uno["flash_bytes"] == 9000
+    assert uno["run_id"] == "20261128-110000-bbbb"
+    # The older run still supplies the key that no newer run measured.
+    assert row(table, variant="m2cgen")["run_id"] == "20261128-100000-aaaa"
+
+
+def test_table_shape_order_and_fidelity(runs):
+    table = comparison_table(load_runs([runs]))
+    assert list(table[["board", "backend", "variant"]].itertuples(index=False, name=None)) == [
+        ("native", "native", "emlearn-trees"), ("uno", "qemu", "emlearn-trees"),
+        ("uno", "simavr", "emlearn-trees"), ("uno", "simavr", "m2cgen")]
+    assert list(table.columns[:5]) == ["board", "backend", "model", "variant", "fidelity"]
+    # The row's fidelity is its latency's, not the static one of its sizes.
+    assert row(table, backend="simavr", variant="m2cgen")["fidelity"] == "cycle-accurate"
+    assert row(table, variant="m2cgen")["fits"] == "no"
+    assert row(table, backend="simavr", variant="emlearn-trees")["latency_p95_us"] == \
+        pytest.approx(884.0)
+    assert "energy_uj" not in table     # nobody measured energy
+
+
+def test_missing_metrics_stay_nan_not_zero(runs):
+    table = comparison_table(load_runs([runs]))
+    native = row(table, board="native")
+    assert math.isnan(native["flash_bytes"]) and math.isnan(native["ram_bytes"])
+    assert pd.isna(native["fits"])
+    qemu = row(table, backend="qemu")
+    assert math.isnan(qemu["accuracy_pct"]) and qemu["latency_median_us"] == 700.0
+    assert qemu["run_status"] == "incomplete"
+
+
+def test_energy_columns_appear_when_measured(tmp_path):
+    records = figures("uno", "simavr", "cycle-accurate", "emlearn-trees", latency=850.0)
+    records.append(dict(records[0], fidelity="modelled", metric="energy_uj", value=42.5,
+                        unit="uJ", statistic="median"))
+    make_run(tmp_path, "20261128-130000-dddd", records)
+    table = comparison_table(load_runs([tmp_path]))
+    assert table.loc[0, "energy_uj"] == 42.5
+    assert math.isnan(table.loc[0, "power_mw"])
+    assert table.loc[0, "fidelity"] == "cycle-accurate"
+
+
+def test_load_runs_accepts_run_dirs_and_says_when_nothing_is_found(runs, tmp_path):
+    assert load_runs([runs / "20261128-100000-aaaa"])["run_id"].unique().tolist() == \
+        ["20261128-100000-aaaa"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HarnessError, match="no run records"):
+        load_runs([tmp_path / "empty"])
+
+
+def test_markdown_has_units_legend_and_incomplete_mark(runs):
+    md = to_markdown(comparison_table(load_runs([runs])))
+    assert "latency median (us)" in md and "flash (B)" in md and "accuracy (%)" in md
+    assert "`cycle-accurate`: exact cycle count" in md
+    assert "`wall-clock`: host wall-clock time" in md
+    assert "`instruction-count`" not in md          # only labels present
+    assert "emlearn-trees *" in md and "did not finish (20261128-120000-cccc)" in md
+    assert "nan" not in md.lower()
+    assert "9000" in md and "850.0" in md
+
+
+def test_write_report_writes_every_file(runs, tmp_path):
+    out = tmp_path / "report"
+    written = write_report([runs], out)
+    assert set(written) == {"report.md", "report.csv", "report.html",
+                            "latency_vs_accuracy_uno.png", "latency_vs_accuracy_native.png"}
+    for path in written.values():
+        assert path.exists() and path.stat().st_size > 0
+    assert written["latency_vs_accuracy_uno.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    csv = pd.read_csv(written["report.csv"])
+    assert len(csv) == 4 and "latency_median_us" in csv
+    assert "<table" in written["report.html"].read_text()
+
+
+def test_boards_without_latency_get_no_plot(tmp_path):
+    make_run(tmp_path, "20261128-140000-eeee",
+             figures("mega2560", "simavr", "cycle-accurate", "m2cgen", accuracy=96.7,
+                     flash=40100, flash_limit=253952, fits=1))
+    written = write_report([tmp_path], tmp_path / "out")
+    assert not any(name.endswith(".png") for name in written)
+
+
+def test_print_table_shows_sizes_and_what_does_not_fit(runs):
+    console = Console(file=io.StringIO(), width=250, color_system=None)
+    print_table(comparison_table(load_runs([runs])), console=console)
+    text = console.file.getvalue()
+    assert "DOES NOT FIT" in text
+    assert "40100 / 32256" in text and "9000 / 32256" in text
+    assert "15,500.0" in text                      # latency: one decimal
