@@ -11,6 +11,7 @@ from harness.backends import Target
 from harness.errors import ProtocolError
 from harness.firmware import Firmware
 from harness.protocol import DutClient, Identity, InferResult
+from harness.wire import CYCLES_INVALID
 
 
 @dataclass
@@ -62,13 +63,19 @@ class Dut:
                 progress(i + 1)
         return np.asarray(outputs)
 
-    def cycles(self, vector: bytes, runs: int, warmup: int) -> list[int]:
-        """`runs` timed inferences (in as many requests as the DUT's max_runs needs)."""
+    def cycles(self, vector: bytes, runs: int, warmup: int) -> tuple[list[int], int]:
+        """`runs` timed inferences (in as many requests as the DUT's max_runs needs).
+
+        Returns the valid counts and how many runs the DUT could not time (its counter ran
+        backwards, as qemu-system-avr's can): those are dropped, never reported."""
         cycles: list[int] = []
-        while len(cycles) < runs:
-            batch = min(self.identity.max_runs, runs - len(cycles))
-            cycles += self.infer(vector, runs=batch, warmup=warmup if not cycles else 0).cycles
-        return cycles
+        done = 0
+        while done < runs:
+            batch = min(self.identity.max_runs, runs - done)
+            cycles += self.infer(vector, runs=batch, warmup=warmup if not done else 0).cycles
+            done += batch
+        valid = [c for c in cycles if c != CYCLES_INVALID]
+        return valid, len(cycles) - len(valid)
 
     def cycles_to_us(self, cycles) -> np.ndarray:
         return np.asarray(cycles, dtype=float) * 1e6 / self.identity.timer_hz

@@ -66,7 +66,10 @@ def _session(config):
 def pytest_report_header(config):
     if not (config.option.board or any("suites" in str(a) for a in config.args)):
         return None
-    session = _session(config)
+    return _plan_lines(_session(config))
+
+
+def _plan_lines(session) -> list[str]:
     lines = []
     if session.note:
         lines.append(f"tinyhil: {session.note}")
@@ -203,6 +206,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"tinyhil: no comparison table: {exc}")
         return
     terminalreporter.section("tinyhil comparison table")
+    for line in _plan_lines(tinyhil):
+        terminalreporter.write_line(line)
     from rich.console import Console
     print_table(table, console=Console(file=terminalreporter._tw._file, width=160,
                                        force_terminal=terminalreporter.hasmarkup))

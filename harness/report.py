@@ -115,9 +115,12 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
 
 # --- display -----------------------------------------------------------------------------------
 
-def _fmt(value, digits: int) -> str:
+def _fmt(value, digits: int | None) -> str:
+    """digits=None: keep about four significant digits (latency spans ns to seconds)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
+    if digits is None:
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4g}"
     return f"{value:,.{digits}f}" if digits else f"{int(round(value))}"
 
 
@@ -125,7 +128,7 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings for people: units in the headers, empty cells for missing figures,
     and incomplete runs marked on their variant."""
     out = table.copy()
-    digits = {"accuracy_pct": 1, "agreement_pct": 1, "latency_median_us": 1, "latency_p95_us": 1,
+    digits = {"accuracy_pct": 1, "agreement_pct": 1, "latency_median_us": None, "latency_p95_us": None,
               "energy_uj": 2, "power_mw": 2, "flash_bytes": 0, "flash_limit_bytes": 0,
               "ram_bytes": 0, "ram_limit_bytes": 0}
     for column, d in digits.items():
@@ -239,30 +242,36 @@ def print_table(table: pd.DataFrame, console=None):
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    import sys
+    # Piped output (CI logs) gets a wide console rather than rich's default of 80 columns.
+    console = console or (Console() if sys.stdout.isatty() else Console(width=180))
     shown = display_frame(table)
     several_models = table["model"].nunique() > 1
     notes = [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table)]
     caption = escape("\n".join(filter(None, notes))) or None
     rich_table = Table(title="tinyhil comparison", caption=caption, caption_justify="left")
     headers = ["board", "backend", "fidelity", *(["model"] if several_models else []), "variant",
-               "accuracy %", "agreement %", "latency median us", "p95 us", "flash B / limit",
-               "RAM B / limit", "fits"]
+               "accuracy %", "agreement %", "latency median µs", "p95 µs", "flash KiB / limit",
+               "RAM KiB / limit", "fits"]
     for header in headers:
         numeric = header.split()[0] in ("accuracy", "agreement", "latency", "p95", "flash", "RAM")
-        rich_table.add_column(header, justify="right" if numeric else "left")
+        rich_table.add_column(header, justify="right" if numeric else "left", no_wrap=not numeric)
 
-    def size(used: str, limit: str) -> str:
-        # A limit of 0 means the board has none to check (native).
-        return f"{used or '?'} / {limit}" if limit not in ("", "0") else used
+    def size(used, limit) -> str:
+        # KiB keeps the terminal table narrow; report.csv has the exact bytes. A limit of 0
+        # means the board has none to check (native).
+        if pd.isna(used):
+            return ""
+        text = f"{used / 1024:.1f}"
+        return f"{text} / {limit / 1024:.1f}" if not pd.isna(limit) and limit else text
 
     for (_, row), (_, raw) in zip(shown.iterrows(), table.iterrows()):
         fits = {"yes": "yes", "no": "DOES NOT FIT"}.get(raw["fits"], "")
         cells = [row["board"], row["backend"], row["fidelity"],
                  *([row["model"]] if several_models else []), row["variant"],
                  row["accuracy (%)"], row["agreement (%)"], row["latency median (us)"],
-                 row["latency p95 (us)"], size(row["flash (B)"], row["flash limit (B)"]),
-                 size(row["RAM (B)"], row["RAM limit (B)"]), fits]
+                 row["latency p95 (us)"], size(raw["flash_bytes"], raw["flash_limit_bytes"]),
+                 size(raw["ram_bytes"], raw["ram_limit_bytes"]), fits]
         # escape: names are data, not rich markup ("[...]" would vanish otherwise).
         rich_table.add_row(*map(escape, cells), style="red" if raw["fits"] == "no" else None)
     console.print(rich_table)

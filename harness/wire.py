@@ -47,6 +47,9 @@ ERR = {
     "MODEL_FAILED": 7,       # the model returned non-zero
 }
 
+# A per-run cycle count the DUT could not measure (its counter ran backwards).
+CYCLES_INVALID = 0xFFFFFFFF
+
 # Element types of test vectors and outputs.
 DTYPE = {"int8": 1, "uint8": 2, "int16": 3, "int32": 4, "float32": 5}
 DTYPE_SIZE = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
@@ -159,6 +162,7 @@ def c_header() -> str:
         f"#define TINYHIL_SYNC 0x{SYNC:02X}",
         f"#define TINYHIL_HEADER_SIZE {HEADER_SIZE}",
         f"#define TINYHIL_TRAILER_SIZE {TRAILER_SIZE}",
+        f"#define TINYHIL_CYCLES_INVALID 0x{CYCLES_INVALID:08X}UL",
         "",
     ]
     lines += [f"#define TINYHIL_MSG_{name} 0x{code:02X}" for name, code in MSG.items()]

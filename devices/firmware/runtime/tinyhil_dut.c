@@ -193,7 +193,12 @@ static void run_inference(uint8_t seq, uint16_t runs, uint16_t warmup)
         uint32_t start = tinyhil_port_cycles();
         failed = tinyhil_model_infer(VECTOR, OUTPUT);
         uint32_t spent = tinyhil_port_cycles() - start;
-        run_cycles[i] = spent > counter_overhead ? spent - counter_overhead : 0;
+        /* A counter that ran backwards (an emulator whose timer lags its overflow flag)
+         * gives no figure rather than a wrong one. */
+        if (spent & 0x80000000UL)
+            run_cycles[i] = TINYHIL_CYCLES_INVALID;
+        else
+            run_cycles[i] = spent > counter_overhead ? spent - counter_overhead : 0;
     }
     tinyhil_port_marker(0);
     if (failed) {

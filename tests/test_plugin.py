@@ -1,0 +1,118 @@
+"""The pytest plugin and the CLI, run as a user runs them (in a subprocess)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.paths import REPO_DIR
+
+SUITES = str(REPO_DIR / "suites")
+
+
+def run(args, cwd, timeout=600):
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def native_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    result = run(["-m", "pytest", SUITES, "--board", "native", "--variant", "dtree_emlearn,rf_emlearn",
+                  "--results-dir", str(out), "--run-id", "r1", "-p", "no:cacheprovider"], cwd=out)
+    return result, out / "r1"
+
+
+def test_suites_run_and_header_says_what_was_chosen(native_run):
+    result, _ = native_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "tinyhil: native on native" in result.stdout
+    assert "fidelity wall-clock" in result.stdout
+    assert "tinyhil comparison table" in result.stdout
+
+
+def test_run_folder_holds_records_parquet_and_manifest(native_run):
+    _, run_dir = native_run
+    lines = (run_dir / "records.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert {r["variant"] for r in records} == {"dtree_emlearn", "rf_emlearn"}
+    assert all(r["fidelity"] and r["unit"] and r["firmware_sha256"] for r in records)
+    metrics = {r["metric"] for r in records}
+    assert {"accuracy", "agreement", "latency_us", "latency_cycles", "flash_bytes", "ram_bytes",
+            "fits", "host_roundtrip_ms"} <= metrics
+    frame = pd.read_parquet(run_dir / "records.parquet")
+    assert len(frame) == len(records)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["tools"]["avr-gcc"] is None or "avr-gcc" in manifest["tools"]["avr-gcc"] or \
+        manifest["tools"]["avr-gcc"]
+    agreement = [r["value"] for r in records if r["metric"] == "agreement"]
+    assert agreement and all(v == 100.0 for v in agreement)
+
+
+def test_report_rebuilds_the_table(native_run, tmp_path):
+    _, run_dir = native_run
+    result = run(["-m", "harness", "report", str(run_dir), "--out", str(tmp_path / "rep")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("report.md", "report.csv", "report.html", "latency_vs_accuracy_native.png"):
+        assert (tmp_path / "rep" / name).is_file(), name
+    assert (tmp_path / "rep" / "latency_vs_accuracy_native.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(tmp_path / "rep" / "report.csv")
+    assert set(table["variant"]) == {"dtree_emlearn", "rf_emlearn"}
+
+
+def test_unknown_board_is_a_clear_usage_error(tmp_path):
+    result = run(["-m", "pytest", SUITES, "--board", "nosuchboard", "-p", "no:cacheprovider",
+                  "--results-dir", str(tmp_path)], cwd=tmp_path)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "unknown board nosuchboard" in output and "uno" in output
+    assert "Traceback" not in output
+
+
+def test_board_that_cannot_run_on_a_backend_is_a_clear_error(tmp_path):
+    result = run(["-m", "pytest", SUITES, "--board", "native", "--backend", "simavr",
+                  "-p", "no:cacheprovider", "--results-dir", str(tmp_path)], cwd=tmp_path)
+    assert result.returncode != 0
+    assert "native cannot run on simavr" in result.stdout + result.stderr
+
+
+def test_no_board_says_what_it_chose(tmp_path):
+    result = run(["-m", "pytest", SUITES, "--collect-only", "-p", "no:cacheprovider",
+                  "--results-dir", str(tmp_path)], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "no --board given: running every board this machine can emulate" in result.stdout
+    assert "native-native-rf_emlearn" in result.stdout and "uno-simavr-rf_emlearn" in result.stdout
+
+
+def test_boards_command_lists_backends_and_why_not(tmp_path):
+    result = run(["-m", "harness", "boards"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for board in ("native", "uno", "mega2560"):
+        assert board in result.stdout
+    assert "hardware" in result.stdout and "no uno attached" in result.stdout.replace("\n", " ") or \
+        "no: no uno" in result.stdout
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path):
+    result = run(["-m", "harness", "report", str(tmp_path / "nothing-here")], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "tinyhil: error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_protocol_header_is_current(tmp_path):
+    result = run(["-m", "harness", "gen-header", "--check"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_plugin_is_registered_by_entry_point():
+    from importlib.metadata import entry_points
+    names = {ep.name: ep.value for ep in entry_points(group="pytest11")}
+    if "tinyhil" not in names:
+        pytest.skip("tinyhil is not pip-installed here (the repository's conftest.py loads the "
+                    "plugin instead): pip install -e .")
+    assert names["tinyhil"] == "harness.plugin"
+    assert Path(REPO_DIR / "conftest.py").is_file()
