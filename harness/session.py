@@ -125,7 +125,7 @@ class Session:
                                    "Pick a writable one with --results-dir") from None
             write_manifest(self.run_dir, self.run_id, {
                 "boards": [p.board.name for p in self.plans],
-                "backends": {p.board.name: p.backend for p in self.plans},
+                "backends": [f"{p.board.name}:{p.backend}" for p in self.plans],
                 "variants": [v.name for v in self.variants],
                 **self.extra_manifest,
             })

@@ -21,6 +21,7 @@ class ToolSpec:
     version_args: tuple[str, ...]
     install: str                      # how to install it, shown when it is missing
     env: str = ""                     # environment variable that may point at it
+    package: str = ""                 # Debian package to ask for the version when the tool won't say
 
 
 SPECS = {
@@ -29,7 +30,8 @@ SPECS = {
     "avr-gcc": ToolSpec("avr-gcc", ("--version",), f"{APT} gcc-avr avr-libc", "TINYHIL_AVR_GCC"),
     "avr-size": ToolSpec("avr-size", ("--version",), f"{APT} binutils-avr"),
     "avr-objcopy": ToolSpec("avr-objcopy", ("--version",), f"{APT} binutils-avr"),
-    "simavr": ToolSpec("simavr", ("--help",), f"{APT} simavr libsimavr-dev libelf-dev"),
+    "simavr": ToolSpec("simavr", ("--help",), f"{APT} simavr libsimavr-dev libelf-dev",
+                       package="libsimavr-dev"),
     "qemu-system-avr": ToolSpec("qemu-system-avr", ("--version",), f"{APT} qemu-system-misc",
                                 "TINYHIL_QEMU_AVR"),
     "avrdude": ToolSpec("avrdude", ("-?",), f"{APT} avrdude", "TINYHIL_AVRDUDE"),
@@ -67,7 +69,19 @@ def find_tool(name: str) -> Tool:
         version = _first_version_line(run.stdout + run.stderr)
     except (OSError, subprocess.TimeoutExpired):
         version = None
+    if version is None and spec.package:
+        version = _package_version(spec.package)
     return Tool(name, Path(path), version, spec.install)
+
+
+def _package_version(package: str) -> str | None:
+    """simavr prints no version of its own: ask the package manager (Debian) instead."""
+    try:
+        run = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True,
+                             text=True, timeout=10)
+    except OSError:
+        return None
+    return f"{package} {run.stdout.strip()} (Debian package)" if run.returncode == 0 else None
 
 
 def require(name: str, purpose: str = "") -> Path:
