@@ -8,7 +8,9 @@
  * Prints one line "PTY <slave path>" on stdout, then holds the CPU until the host opens
  * that path, so the host never misses the DUT's first bytes. UART0 is bridged both ways
  * with simavr's XON/XOFF signals, so no byte is dropped. Marker pin edges are logged as
- * "<level> <cycle>" lines. SIGUSR1 resets the MCU (external reset); SIGTERM/SIGINT exit 0.
+ * "<level> <cycle>" lines; while the marker is high, the CPU going to sleep and waking up are
+ * logged too, as "S <cycle> <SMCR sleep mode>" and "W <cycle>", so that an energy model can
+ * tell cycles running from cycles asleep inside the window. SIGUSR1 resets the MCU (external reset); SIGTERM/SIGINT exit 0.
  * A crashed core prints "CRASHED pc=0x.. cycle=.." on stderr and exits 2.
  *
  * Build: cc -O2 -I/usr/include/simavr tinyhil_simavr.c -lsimavr -lelf -lpthread -lutil
@@ -148,6 +150,26 @@ static void feed_uart(void)
 }
 
 /* ---- marker pin ----------------------------------------------------------------------- */
+
+/* SMCR, the sleep mode control register: data address 0x53 on the ATmega48..328 and
+ * ATmega640..2561 families; its SM2:0 bits (3:1) name the mode a SLEEP enters. */
+#define SMCR_ADDR 0x53
+static int cpu_asleep;          /* last logged state inside the window */
+
+static void log_sleep(int asleep)
+{
+    if (asleep == cpu_asleep)
+        return;
+    cpu_asleep = asleep;
+    if (!marker_file || !marker_level)
+        return;                 /* only the window matters to the energy model */
+    if (asleep)
+        fprintf(marker_file, "S %llu %d\n", (unsigned long long)avr->cycle,
+                (avr->data[SMCR_ADDR] >> 1) & 7);
+    else
+        fprintf(marker_file, "W %llu\n", (unsigned long long)avr->cycle);
+    fflush(marker_file);
+}
 
 static void log_marker(int level)
 {
@@ -530,6 +552,8 @@ int main(int argc, char **argv)
             int state = avr_run(avr);
             if (state == cpu_Crashed || state == cpu_Done)
                 break;
+            if (marker_file)
+                log_sleep(state == cpu_Sleeping);
             if (in_len && uart_accepts)
                 feed_uart();
         }
