@@ -37,7 +37,8 @@ def test_energy(dut, case, record, energy_monitor, request):
     asleep = result.median("sleep_s") if windows[0].sleep_s is not None else None
     detail = (f"{result.monitor}; median of {len(windows)} windows of "
               f"{result.requests_per_window} x {result.runs_per_request} inferences, "
-              f"{seconds * 1e3:.3f} ms marker-high each"
+              f"{seconds * 1e3:.3f} ms marker-high each "
+              f"({seconds / windows[0].inferences * 1e6:.2f} us per inference, timing loop included)"
               + (f", {asleep / seconds:.1%} of it asleep" if asleep is not None else ""))
     n = len(windows)
     for metric, unit, attribute in (("energy_uj", "uJ", "energy_uj"), ("power_mw", "mW", "power_mw")):
