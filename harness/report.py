@@ -134,7 +134,7 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     and incomplete runs marked on their variant."""
     out = table.copy()
     digits = {"accuracy_pct": 1, "agreement_pct": 1, "latency_median_us": None, "latency_p95_us": None,
-              "energy_uj": None, "power_mw": 2, "supply_v": 2, "flash_bytes": 0, "flash_limit_bytes": 0,
+              "energy_uj": None, "power_mw": None, "supply_v": 2, "flash_bytes": 0, "flash_limit_bytes": 0,
               "ram_bytes": 0, "ram_limit_bytes": 0}
     for column, d in digits.items():
         if column in out:
@@ -300,11 +300,15 @@ def print_table(table: pd.DataFrame, console=None):
                "accuracy %", "agreement %", "latency median µs", "p95 µs", "flash KiB / limit",
                "RAM KiB / limit", "fits"]
     energy = "energy_uj" in table
+    energy_labels = sorted(set(table["energy_fidelity"].dropna())) if energy else []
+    one_label = len(energy_labels) <= 1
     if energy:
-        headers += ["energy µJ", "mW", "energy fid."]
+        # Energy per inference; its fidelity in the header when every row shares it (narrower).
+        headers += [f"µJ / inf. ({energy_labels[0]})" if energy_labels else "µJ / inf."]
+        headers += [] if one_label else ["energy"]
     for header in headers:
         numeric = header.split()[0] in ("accuracy", "agreement", "latency", "p95", "flash", "RAM",
-                                        "energy", "mW") and header != "energy fid."
+                                        "µJ")
         rich_table.add_column(header, justify="right" if numeric else "left", no_wrap=not numeric)
 
     def size(used, limit) -> str:
@@ -323,7 +327,8 @@ def print_table(table: pd.DataFrame, console=None):
                  row["latency p95 (us)"], size(raw["flash_bytes"], raw["flash_limit_bytes"]),
                  size(raw["ram_bytes"], raw["ram_limit_bytes"]), fits]
         if energy:
-            cells += [row["energy (uJ)"], row["power (mW)"], row["energy fidelity"]]
+            # Power is in report.md/.csv/.html; the terminal keeps to one energy figure.
+            cells += [row["energy (uJ)"]] + ([] if one_label else [row["energy fidelity"]])
         # escape: names are data, not rich markup ("[...]" would vanish otherwise).
         rich_table.add_row(*map(escape, cells), style="red" if raw["fits"] == "no" else None)
     console.print(rich_table)
