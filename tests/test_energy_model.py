@@ -22,8 +22,9 @@ MODEL = power_model(UNO)
 CLOCK = UNO.clock_hz
 
 
-def target(board=UNO, backend="simavr", marker_log=None):
-    return SimpleNamespace(board=board, backend=backend, info={"marker_log": marker_log})
+def target(board=UNO, backend="simavr", marker_log=None, fidelity="cycle-accurate"):
+    return SimpleNamespace(board=board, backend=backend, info={"marker_log": marker_log},
+                           fidelity=fidelity)
 
 
 def test_uno_and_mega_models_cite_their_datasheets():
@@ -104,7 +105,10 @@ def test_auto_is_the_model_on_emulators_and_none_on_hardware():
         open_monitor("ina219", target(), CLOCK)
     with pytest.raises(NoPowerModel):
         open_monitor("auto", target(board=get_board("native"), backend="native"), 1e9)
-    assert isinstance(open_monitor("model", target(backend="qemu"), CLOCK), ModelMonitor)
+    assert isinstance(open_monitor("model", target(backend="hardware", fidelity="hardware"), CLOCK),
+                      ModelMonitor)
+    with pytest.raises(MonitorUnavailable, match="no modelled energy on qemu: its clock follows"):
+        open_monitor("auto", target(backend="qemu", fidelity="functional"), CLOCK)
 
 
 @pytest.mark.parametrize("name", ["joulescope", "ppk2"])

@@ -17,6 +17,7 @@ from harness.energy.errors import (EnergyError, MonitorUnavailable, NoMarkerEdge
 from harness.energy.monitor import EnergyMonitor, InstrumentMonitor, SampleSource
 from harness.energy.power_model import PowerModel, power_model
 from harness.energy.windows import MarkerWindower, Pulse, SampleChunk
+from harness.fidelity import FUNCTIONAL
 
 MONITORS = ("auto", "model", "joulescope", "ppk2", "none")
 INSTRUMENTS = ("joulescope", "ppk2")
@@ -51,6 +52,11 @@ def open_monitor(choice: str, target, timer_hz: float) -> EnergyMonitor:
         raise MonitorUnavailable("--energy-monitor none: energy is not measured")
     if resolved == "model":
         from harness.energy.model import ModelMonitor
+        if getattr(target, "fidelity", None) == FUNCTIONAL:
+            raise MonitorUnavailable(
+                f"no modelled energy on {backend}: its clock follows the host's time "
+                f"(fidelity {FUNCTIONAL}), so there is no device time to apply {board.name}'s "
+                "power model to. Use --backend simavr (exact cycles, sleep included)")
         return ModelMonitor(power_model(board), target, timer_hz)
     if backend != "hardware":
         raise MonitorUnavailable(f"--energy-monitor {resolved} measures a real board, but {board.name} "

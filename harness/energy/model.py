@@ -3,8 +3,9 @@
 On simavr the bridge logs the marker edges, and the CPU's sleeps and wake-ups inside the
 marker window, at exact cycle counts: each window is split into cycles running (active power)
 and cycles asleep (idle or sleep power, by the sleep mode the firmware chose), so firmware
-that sleeps is credited for it. Elsewhere (QEMU, or a real board without an instrument) the
-window is the time the DUT's own counter measured, all of it charged as active. Either way
+that sleeps is credited for it. On a real board without an instrument the window is the time
+the DUT's own counter measured, all of it charged as active. (QEMU gets no model: its time
+follows the host's clock; see open_monitor.) Either way
 the energy is `modelled`: the time may be exact, the power is a datasheet's typical figure.
 """
 
