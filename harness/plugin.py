@@ -36,6 +36,16 @@ def pytest_addoption(parser):
     group.addoption("--warmup", type=int, default=2, help="untimed inferences before timing")
     group.addoption("--vectors", type=int, default=None,
                     help="stream only the first N test vectors in the accuracy suite (default: all)")
+    group.addoption("--energy-monitor", default="auto",
+                    choices=("auto", "model", "joulescope", "ppk2", "none"),
+                    help="where energy comes from: auto (the board's power model on emulators; on "
+                         "hardware the instrument its board file names, else none), model, "
+                         "joulescope, ppk2 or none (docs/energy.md)")
+    group.addoption("--energy-min-window-s", type=float, default=None,
+                    help="shortest marker-high time per energy window (default: 10 s on hardware, "
+                         "the MLPerf Tiny rule; 0.02 s of simulated time on emulators)")
+    group.addoption("--energy-windows", type=int, default=5,
+                    help="energy windows per figure; the median is reported, the spread kept")
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -136,6 +146,20 @@ def dut(case, firmware, tinyhil_session, progress):
             return tinyhil_session.dut(case)
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def energy_monitor(dut, request):
+    """The chosen energy monitor for this DUT (--energy-monitor); skips saying why there is none."""
+    from harness.energy import MonitorUnavailable, open_monitor
+    try:
+        monitor = open_monitor(request.config.option.energy_monitor, dut.target, dut.identity.timer_hz)
+    except MonitorUnavailable as exc:
+        pytest.skip(str(exc))
+    except HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield monitor
+    monitor.close()
 
 
 @pytest.fixture

@@ -22,11 +22,12 @@ LATENCY_COLUMNS = {("latency_us", "median"): "latency_median_us",
 SINGLE_COLUMNS = {"accuracy": "accuracy_pct", "agreement": "agreement_pct",
                   "flash_bytes": "flash_bytes", "flash_limit_bytes": "flash_limit_bytes",
                   "ram_bytes": "ram_bytes", "ram_limit_bytes": "ram_limit_bytes", "fits": "fits",
-                  "energy_uj": "energy_uj", "power_mw": "power_mw"}
+                  "energy_uj": "energy_uj", "power_mw": "power_mw", "supply_v": "supply_v"}
 STAT_PREFERENCE = ("value", "median", "mean")
 COLUMNS = ["fidelity", "accuracy_pct", "agreement_pct", "latency_median_us", "latency_p95_us",
            "flash_bytes", "flash_limit_bytes", "ram_bytes", "ram_limit_bytes", "fits"]
-OPTIONAL_COLUMNS = ["energy_uj", "power_mw"]          # only when some run measured them
+OPTIONAL_COLUMNS = ["energy_uj", "power_mw", "supply_v", "energy_fidelity"]  # only when measured
+ENERGY_METRICS = ("energy_uj", "power_mw", "supply_v")  # their fidelity is their own column
 TRAILING = ["run_id", "run_status"]                   # where each row's figures came from
 
 HEADERS = {"board": "board", "backend": "backend", "model": "model", "variant": "variant",
@@ -35,7 +36,7 @@ HEADERS = {"board": "board", "backend": "backend", "model": "model", "variant": 
            "latency_p95_us": "latency p95 (us)", "flash_bytes": "flash (B)",
            "flash_limit_bytes": "flash limit (B)", "ram_bytes": "RAM (B)",
            "ram_limit_bytes": "RAM limit (B)", "fits": "fits", "energy_uj": "energy (uJ)",
-           "power_mw": "power (mW)"}
+           "power_mw": "power (mW)", "supply_v": "supply (V)", "energy_fidelity": "energy fidelity"}
 HEADER_KEYS = {header: column for column, header in HEADERS.items()}
 INCOMPLETE_MARK = " *"
 
@@ -80,7 +81,8 @@ def _row_fidelity(df: pd.DataFrame) -> pd.Series:
         return rows.sort_values("_time").groupby(KEY, dropna=False)["fidelity"].last()
 
     latency = last(df[df["column"] == "latency_median_us"])
-    measured = last(df[df["fidelity"] != fid.STATIC])
+    # Energy carries its own fidelity column (modelled energy next to cycle-accurate time).
+    measured = last(df[(df["fidelity"] != fid.STATIC) & ~df["metric"].isin(ENERGY_METRICS)])
     return latency.combine_first(measured).combine_first(last(df))
 
 
@@ -102,11 +104,14 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = df.groupby(KEY, dropna=False).agg(run_id=("run_id", "first"),
                                              run_status=("run_status", "first"))
     rows["fidelity"] = _row_fidelity(df)
+    energy = df[df["metric"] == "energy_uj"]
+    if len(energy):
+        rows["energy_fidelity"] = energy.sort_values("_time").groupby(KEY, dropna=False)["fidelity"].last()
     table = rows.join(figures) if figures is not None else rows
     # Energy and power come together (one monitor gives both): both columns, or neither.
     optional = OPTIONAL_COLUMNS if any(c in table for c in OPTIONAL_COLUMNS) else []
     table = table.reindex(columns=COLUMNS + optional + TRAILING)
-    numeric = [c for c in COLUMNS + optional if c not in ("fidelity", "fits")]
+    numeric = [c for c in COLUMNS + optional if c not in ("fidelity", "fits", "energy_fidelity")]
     table[numeric] = table[numeric].astype("float64")
     table["fits"] = table["fits"].map({1.0: "yes", 0.0: "no"})
     return table.reset_index().sort_values(["board", "backend", "variant", "model"],
@@ -129,13 +134,15 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     and incomplete runs marked on their variant."""
     out = table.copy()
     digits = {"accuracy_pct": 1, "agreement_pct": 1, "latency_median_us": None, "latency_p95_us": None,
-              "energy_uj": 2, "power_mw": 2, "flash_bytes": 0, "flash_limit_bytes": 0,
+              "energy_uj": None, "power_mw": None, "supply_v": 2, "flash_bytes": 0, "flash_limit_bytes": 0,
               "ram_bytes": 0, "ram_limit_bytes": 0}
     for column, d in digits.items():
         if column in out:
             out[column] = out[column].map(lambda v, d=d: _fmt(v, d))
     out["fits"] = out["fits"].fillna("")
     out["fidelity"] = out["fidelity"].fillna("")
+    if "energy_fidelity" in out:
+        out["energy_fidelity"] = out["energy_fidelity"].fillna("")
     incomplete = out["run_status"].fillna("complete") != "complete"
     out.loc[incomplete, "variant"] = out.loc[incomplete, "variant"] + INCOMPLETE_MARK
     out = out.drop(columns=[c for c in TRAILING if c in out])
@@ -145,6 +152,8 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
 def legend_lines(table: pd.DataFrame) -> list[str]:
     """One line per fidelity label present in the table."""
     labels = set(table["fidelity"].dropna())
+    if "energy_fidelity" in table:
+        labels |= set(table["energy_fidelity"].dropna())
     known = [f"`{f}`: {text}" for f, text in fid.DESCRIPTIONS.items() if f in labels]
     return known + [f"`{f}`: (no description)" for f in sorted(labels - set(fid.DESCRIPTIONS))]
 
@@ -160,7 +169,7 @@ def incomplete_note(table: pd.DataFrame) -> str:
 
 def to_markdown(table: pd.DataFrame) -> str:
     shown = display_frame(table)
-    text = {"board", "backend", "model", "variant", "fidelity", "fits"}
+    text = {"board", "backend", "model", "variant", "fidelity", "fits", "energy_fidelity"}
     align = ["left" if HEADER_KEYS.get(c, c) in text else "right" for c in shown.columns]
     # disable_numparse: cells are already formatted; tabulate must not reformat them.
     body = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
@@ -216,8 +225,42 @@ def plot_board(table: pd.DataFrame, board: str, path: Path) -> Path | None:
     return path
 
 
+def plot_energy(table: pd.DataFrame, board: str, path: Path) -> Path | None:
+    """Energy per inference vs latency for one board; None (no file) without both figures."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if "energy_uj" not in table:
+        return None
+    rows = table[table["board"] == board].dropna(subset=["latency_median_us", "energy_uj"])
+    if rows.empty:
+        return None
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(rows["latency_median_us"], rows["energy_uj"])
+    for _, row in rows.iterrows():
+        ax.annotate(f"{row['variant']} ({row['backend']}, {row['power_mw']:.3g} mW)",
+                    (row["latency_median_us"], row["energy_uj"]),
+                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for column, axis in (("latency_median_us", ax.set_xscale), ("energy_uj", ax.set_yscale)):
+        low, high = rows[column].min(), rows[column].max()
+        if low > 0 and high / low > 100:
+            axis("log")
+    ax.margins(x=0.15, y=0.1)
+    ax.set_xlabel("latency median (us)")
+    ax.set_ylabel("energy per inference (uJ)")
+    time_fid = ", ".join(sorted(set(rows["fidelity"].dropna())))
+    energy_fid = ", ".join(sorted(set(rows["energy_fidelity"].dropna())))
+    ax.set_title(f"{board}: energy vs latency (time {time_fid}; energy {energy_fid})")
+    ax.grid(True, alpha=0.3)
+    fig.savefig(path, format="png", dpi=100)
+    return path
+
+
 def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]:
-    """Write report.md/.csv/.html and latency_vs_accuracy_<board>.png; returns them by file name."""
+    """Write report.md/.csv/.html, latency_vs_accuracy_<board>.png and, where energy was
+    measured, energy_vs_latency_<board>.png; returns them by file name."""
     table = comparison_table(load_runs(paths))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -225,6 +268,9 @@ def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]
     for board in table["board"].unique():
         name = f"latency_vs_accuracy_{_safe_name(board)}.png"
         if plot_board(table, board, out_dir / name):
+            written[name] = out_dir / name
+        name = f"energy_vs_latency_{_safe_name(board)}.png"
+        if plot_energy(table, board, out_dir / name):
             written[name] = out_dir / name
     files = {"report.md": to_markdown(table),
              "report.html": to_html(table, list(written.values()))}
@@ -253,8 +299,16 @@ def print_table(table: pd.DataFrame, console=None):
     headers = ["board", "backend", "fidelity", *(["model"] if several_models else []), "variant",
                "accuracy %", "agreement %", "latency median µs", "p95 µs", "flash KiB / limit",
                "RAM KiB / limit", "fits"]
+    energy = "energy_uj" in table
+    energy_labels = sorted(set(table["energy_fidelity"].dropna())) if energy else []
+    one_label = len(energy_labels) <= 1
+    if energy:
+        # Energy per inference; its fidelity in the header when every row shares it (narrower).
+        headers += [f"µJ / inf. ({energy_labels[0]})" if energy_labels else "µJ / inf."]
+        headers += [] if one_label else ["energy"]
     for header in headers:
-        numeric = header.split()[0] in ("accuracy", "agreement", "latency", "p95", "flash", "RAM")
+        numeric = header.split()[0] in ("accuracy", "agreement", "latency", "p95", "flash", "RAM",
+                                        "µJ")
         rich_table.add_column(header, justify="right" if numeric else "left", no_wrap=not numeric)
 
     def size(used, limit) -> str:
@@ -272,6 +326,9 @@ def print_table(table: pd.DataFrame, console=None):
                  row["accuracy (%)"], row["agreement (%)"], row["latency median (us)"],
                  row["latency p95 (us)"], size(raw["flash_bytes"], raw["flash_limit_bytes"]),
                  size(raw["ram_bytes"], raw["ram_limit_bytes"]), fits]
+        if energy:
+            # Power is in report.md/.csv/.html; the terminal keeps to one energy figure.
+            cells += [row["energy (uJ)"]] + ([] if one_label else [row["energy fidelity"]])
         # escape: names are data, not rich markup ("[...]" would vanish otherwise).
         rich_table.add_row(*map(escape, cells), style="red" if raw["fits"] == "no" else None)
     console.print(rich_table)

@@ -1,6 +1,7 @@
 """The pytest plugin and the CLI, run as a user runs them (in a subprocess)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,12 @@ SUITES = str(REPO_DIR / "suites")
 
 
 def run(args, cwd, timeout=600):
+    # This checkout's harness, not whichever one is pip-installed (an editable install may
+    # point at another checkout).
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_DIR),
+                                                                    os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -168,3 +168,26 @@ def test_print_table_shows_sizes_and_what_does_not_fit(runs):
     assert "DOES NOT FIT" in text
     assert "39.2 / 31.5" in text and "8.8 / 31.5" in text   # KiB used / KiB available
     assert "15,500.0" in text                      # latency: one decimal from 100 us up
+
+
+def test_energy_has_its_own_fidelity_and_a_plot_per_board(tmp_path):
+    records = figures("uno", "simavr", "cycle-accurate", "rf_emlearn", accuracy=93.3, latency=108.0)
+    records += figures("uno", "simavr", "cycle-accurate", "dtree_emlearn", accuracy=80.0, latency=44.0)
+    for variant, energy in (("rf_emlearn", 6.1), ("dtree_emlearn", 2.8)):
+        base = dict(board="uno", backend="simavr", model="iris", variant=variant,
+                    firmware_sha256=SHA, fidelity="modelled", n=5)
+        records += [dict(base, metric="energy_uj", value=energy, unit="uJ", statistic="median"),
+                    dict(base, metric="energy_uj", value=energy * 0.9, unit="uJ", statistic="min"),
+                    dict(base, metric="power_mw", value=52.0, unit="mW", statistic="median"),
+                    dict(base, metric="supply_v", value=5.0, unit="V", statistic="median")]
+    make_run(tmp_path / "results", "20261128-140000-eeee", records)
+    table = comparison_table(load_runs([tmp_path / "results"]))
+    rf = row(table, variant="rf_emlearn")
+    assert rf["energy_uj"] == 6.1 and rf["power_mw"] == 52.0 and rf["supply_v"] == 5.0
+    assert rf["fidelity"] == "cycle-accurate" and rf["energy_fidelity"] == "modelled"
+    assert "modelled" in to_markdown(table) and "energy fidelity" in to_markdown(table)
+    out = io.StringIO()
+    print_table(table, console=Console(file=out, width=200))
+    assert "inf. (modelled)" in out.getvalue()
+    written = write_report([tmp_path / "results"], tmp_path / "report")
+    assert written["energy_vs_latency_uno.png"].stat().st_size > 1000

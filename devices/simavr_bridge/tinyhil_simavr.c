@@ -8,7 +8,9 @@
  * Prints one line "PTY <slave path>" on stdout, then holds the CPU until the host opens
  * that path, so the host never misses the DUT's first bytes. UART0 is bridged both ways
  * with simavr's XON/XOFF signals, so no byte is dropped. Marker pin edges are logged as
- * "<level> <cycle>" lines. SIGUSR1 resets the MCU (external reset); SIGTERM/SIGINT exit 0.
+ * "<level> <cycle>" lines; while the marker is high, the CPU going to sleep and waking up are
+ * logged too, as "S <cycle> <SMCR sleep mode>" and "W <cycle>", so that an energy model can
+ * tell cycles running from cycles asleep inside the window. SIGUSR1 resets the MCU (external reset); SIGTERM/SIGINT exit 0.
  * A crashed core prints "CRASHED pc=0x.. cycle=.." on stderr and exits 2.
  *
  * Build: cc -O2 -I/usr/include/simavr tinyhil_simavr.c -lsimavr -lelf -lpthread -lutil
@@ -148,6 +150,42 @@ static void feed_uart(void)
 }
 
 /* ---- marker pin ----------------------------------------------------------------------- */
+
+/* SMCR, the sleep mode control register: data address 0x53 on the ATmega48..328 and
+ * ATmega640..2561 families; its SM2:0 bits (3:1) name the mode a SLEEP enters. */
+#define SMCR_ADDR 0x53
+static int cpu_asleep, sleep_logged;
+static avr_cycle_count_t sleep_end;
+
+/* simavr calls avr->sleep when the CPU sleeps, with the cycles until the next timer event,
+ * then adds 1 + that to the cycle counter in one step, and wakes the CPU at once if an
+ * interrupt is then pending; otherwise it sleeps on in the next call. So a sleep starts at
+ * the first call and ends where the last call's step ends. */
+static void on_sleep(avr_t *a, avr_cycle_count_t how_long)
+{
+    if (!cpu_asleep) {
+        cpu_asleep = 1;
+        sleep_logged = marker_file && marker_level;   /* only the window matters */
+        if (sleep_logged) {
+            fprintf(marker_file, "S %llu %d\n", (unsigned long long)a->cycle,
+                    (a->data[SMCR_ADDR] >> 1) & 7);
+            fflush(marker_file);
+        }
+    }
+    sleep_end = a->cycle + 1 + how_long;
+}
+
+/* After each instruction step: log the wake-up of a sleep that began in the window. */
+static void note_wake(void)
+{
+    if (!cpu_asleep || avr->state == cpu_Sleeping)
+        return;
+    cpu_asleep = 0;
+    if (sleep_logged) {
+        fprintf(marker_file, "W %llu\n", (unsigned long long)sleep_end);
+        fflush(marker_file);
+    }
+}
 
 static void log_marker(int level)
 {
@@ -456,11 +494,6 @@ static void connect_parts(void)
     fix_watchdog();
 }
 
-/* Our loop decides when to wait; simavr's own sleep callback would usleep(). */
-static void no_sleep(avr_t *a, avr_cycle_count_t how_long)
-{
-    (void)a; (void)how_long;
-}
 
 /* How long the next look at the pty may wait, in ms. */
 static int wait_budget(void)
@@ -488,7 +521,7 @@ int main(int argc, char **argv)
     if (!avr)
         die("simavr does not know the MCU %s", opt.mcu);
     avr_init(avr);
-    avr->sleep = no_sleep;
+    avr->sleep = on_sleep;  /* logs sleeps; our loop decides when to wait, simavr's own would usleep() */
     load_code();
     connect_parts();
 
@@ -530,6 +563,7 @@ int main(int argc, char **argv)
             int state = avr_run(avr);
             if (state == cpu_Crashed || state == cpu_Done)
                 break;
+            note_wake();
             if (in_len && uart_accepts)
                 feed_uart();
         }
