@@ -36,7 +36,9 @@ def cmd_boards(args) -> int:
             table.add_row(board.name if i == 0 else "", board.mcu if i == 0 else "",
                           f"{board.clock_hz / 1e6:g} MHz" if i == 0 else "",
                           _size(board.flash_bytes) if i == 0 else "", _size(board.ram_bytes) if i == 0 else "",
-                          backend + default, "yes" if status.ok else f"no: {status}")
+                          backend + default,
+                          (f"yes: {status.detail}" if status.detail else "yes") if status.ok
+                          else f"no: {status}")
     Console().print(table)
     return 0
 

@@ -76,15 +76,15 @@ def _plan_lines(session) -> list[str]:
     for plan in session.plans:
         state = "" if plan.availability.ok else f"  [cannot run here: {plan.availability}]"
         lines.append(f"tinyhil: {plan.board.name} on {plan.backend} ({plan.why}; fidelity "
-                     f"{_fidelity(plan.backend)}){state}")
+                     f"{_fidelity(plan.backend, plan.board)}){state}")
     lines.append(f"tinyhil: variants {', '.join(v.name for v in session.variants)}; "
                  f"results in {session.run_dir}")
     return lines
 
 
-def _fidelity(backend: str) -> str:
+def _fidelity(backend: str, board=None) -> str:
     from harness.session import fidelity_of
-    return fidelity_of(backend)
+    return fidelity_of(backend, board)
 
 
 def pytest_generate_tests(metafunc):

@@ -229,8 +229,9 @@ def _stop(dut: Dut) -> None:
         dut.target.stop()
 
 
-def fidelity_of(backend: str) -> str:
-    return get_backend(backend).fidelity
+def fidelity_of(backend: str, board: Board | None = None) -> str:
+    impl = get_backend(backend)
+    return impl.fidelity_for(board) if board is not None else impl.fidelity
 
 
 STATIC = fidelity.STATIC

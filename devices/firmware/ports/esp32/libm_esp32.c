@@ -1,4 +1,4 @@
-/* expf and tanhf for freestanding ESP32 builds (no libm here: the ROM has none).
+/* expf, logf and tanhf for freestanding ESP32 builds (no libm here: the ROM has none).
  * expf: x = k ln2 + r with |r| <= ln2/2, e^r by a degree-6 Taylor polynomial (error below
  * 2e-7 relative on that interval), scaled by 2^k through the exponent bits. Results may
  * differ from glibc's in the last bit, which is why float variants are not required to
@@ -48,4 +48,36 @@ float tanhf(float x)
         return x;
     float e = expf(2.0f * x);
     return (e - 1.0f) / (e + 1.0f);
+}
+
+/* logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m-1)/(m+1),
+ * |s| <= 0.172, by its odd series to s^11 (relative error below 1e-7). */
+float logf(float x)
+{
+    if (x != x || x < 0.0f)
+        return NAN;
+    if (x == 0.0f)
+        return -INFINITY;
+    if (x > 3.4e38f)
+        return x;
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int32_t e = 0;
+    if ((bits >> 23) == 0) {                    /* subnormal: scale up by 2^25 first */
+        x *= 33554432.0f;
+        memcpy(&bits, &x, sizeof bits);
+        e = -25;
+    }
+    e += (int32_t)(bits >> 23) - 127;
+    bits = (bits & 0x007fffffu) | 0x3f800000u;  /* m in [1, 2) */
+    float m;
+    memcpy(&m, &bits, sizeof m);
+    if (m > 1.41421356f) {
+        m *= 0.5f;
+        e += 1;
+    }
+    float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    float series = s * (2.0f + s2 * (2.0f / 3 + s2 * (2.0f / 5 + s2 * (2.0f / 7 + s2 * (2.0f / 9 +
+                                                                      s2 * (2.0f / 11))))));
+    return series + (float)e * 0.693147180559945f;
 }

@@ -9,4 +9,5 @@
 #define isinf(x) __builtin_isinf(x)
 float expf(float x);
 float tanhf(float x);
+float logf(float x);
 #endif
