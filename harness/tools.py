@@ -33,6 +33,8 @@ SPECS = {
     "qemu-system-avr": ToolSpec("qemu-system-avr", ("--version",), f"{APT} qemu-system-misc",
                                 "TINYHIL_QEMU_AVR"),
     "avrdude": ToolSpec("avrdude", ("-?",), f"{APT} avrdude", "TINYHIL_AVRDUDE"),
+    "esptool": ToolSpec("esptool", ("version",), "pip install esptool (a tinyhil dependency)",
+                        "TINYHIL_ESPTOOL"),
     # ESP32: ESP-IDF's compiler when present, else Debian's clang with the lx106 binutils' linker.
     "xtensa-esp32-elf-gcc": ToolSpec("xtensa-esp32-elf-gcc", ("--version",),
                                      "ESP-IDF's install.sh (or use clang-22 from Debian)",

@@ -40,7 +40,7 @@ INSTALL = ("install Espressif's QEMU: with ESP-IDF, `python $IDF_PATH/tools/idf_
            f"espressif/qemu and set {ENV}=/path/to/qemu-system-xtensa. Debian's "
            "qemu-system-xtensa has no esp32 machine")
 BOOTED = re.compile(rb"entry 0x[0-9a-fA-F]{8}")
-DOWNLOAD_MODE = re.compile(rb"waiting for download")
+DOWNLOAD_MODE = re.compile(rb"boot:0x[0-9a-fA-F]+ \((?:UART_BOOT|DOWNLOAD)[^\n]*\n")
 STRAP_DOWNLOAD = "driver=esp32.gpio,property=strap_mode,value=0x0f"
 
 
