@@ -5,6 +5,7 @@
   tinyhil bench [...]      the emulator-only benchmark: suites on every board, then the table
   tinyhil report DIR...    rebuild the comparison table from runs (Markdown, CSV, HTML, PNG)
   tinyhil gen-header       regenerate the C protocol header from harness/wire.py
+  tinyhil export-library D write the DUT runtime as an Arduino / PlatformIO library to D/TinyHIL
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def cmd_boards(args) -> int:
             table.add_row(board.name if i == 0 else "", board.mcu if i == 0 else "",
                           f"{board.clock_hz / 1e6:g} MHz" if i == 0 else "",
                           _size(board.flash_bytes) if i == 0 else "", _size(board.ram_bytes) if i == 0 else "",
-                          backend + default, "yes" if status.ok else f"no: {status}")
+                          backend + default,
+                          (f"yes: {status.detail}" if status.detail else "yes") if status.ok
+                          else f"no: {status}")
     Console().print(table)
     return 0
 
@@ -101,6 +104,13 @@ def cmd_gen_header(args) -> int:
     return 0
 
 
+def cmd_export_library(args) -> int:
+    from harness.arduino_lib import export_library
+    lib = export_library(Path(args.dest))
+    print(f"wrote {lib} (Arduino: copy it into your sketchbook's libraries/; PlatformIO: into lib/)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyhil", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     header = sub.add_parser("gen-header", help="regenerate devices/firmware/runtime/tinyhil_wire.h")
     header.add_argument("--check", action="store_true", help="only check that it is up to date")
     header.set_defaults(fn=cmd_gen_header)
+    library = sub.add_parser("export-library",
+                             help="write the DUT runtime as an Arduino / PlatformIO library")
+    library.add_argument("dest", help="folder to write TinyHIL/ into")
+    library.set_defaults(fn=cmd_export_library)
     return parser
 
 

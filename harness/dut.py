@@ -39,7 +39,7 @@ class Dut:
             problems.append(f"board {ident.board!r} (expected {self.board.name!r})")
         if ident.model_hash != expected_hash:
             problems.append(f"model hash {ident.model_hash} (expected {expected_hash})")
-        if ident.build_id != fw.build_id:
+        if ident.build_id != fw.build_id and not getattr(fw, "prebuilt", False):
             problems.append(f"build {ident.build_id} (expected {fw.build_id})")
         if problems:
             raise ProtocolError(f"the DUT on {self.target.url} runs other firmware: "

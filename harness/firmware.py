@@ -46,6 +46,9 @@ class Firmware:
     problems: list[str] = field(default_factory=list)   # why it does not fit, if it doesn't
     compiler: str = ""
     runnable: bool = True         # False when the linker refused it (it does not fit)
+    image: Path | None = None     # flash image an uploader writes (ESP32: esptool's app image)
+    image_offset: int = 0         # where in flash it goes (ESP32: 0x1000)
+    prebuilt: bool = False        # the user's own firmware (--firmware): its build id is its own
 
     @property
     def fits(self) -> bool:
@@ -175,6 +178,9 @@ def build_firmware(board: Board, exported) -> Firmware:
     `exported` is a harness.models.ExportedModel. Returns the cached build when its inputs
     are unchanged.
     """
+    if board.arch == "xtensa":
+        from harness.xtensa_build import build_xtensa_firmware
+        return build_xtensa_firmware(board, exported)
     arch = _arch(board)
     compiler_name = COMPILERS[arch]
     compiler = require(compiler_name, f"to build firmware for {board.name}")

@@ -34,6 +34,9 @@ def pytest_addoption(parser):
     group.addoption("--run-id", default=None, help="name of this run's folder (default: UTC time)")
     group.addoption("--latency-runs", type=int, default=20, help="timed inferences per latency figure")
     group.addoption("--warmup", type=int, default=2, help="untimed inferences before timing")
+    group.addoption("--firmware", default=None,
+                    help="run your own prebuilt firmware (an ELF, or an ESP32 app image) instead of "
+                         "building one; it must link the tinyhil runtime and run the --variant given")
     group.addoption("--vectors", type=int, default=None,
                     help="stream only the first N test vectors in the accuracy suite (default: all)")
     group.addoption("--energy-monitor", default="auto",
@@ -64,8 +67,14 @@ def _session(config):
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
         results = Path(opt.results_dir) if opt.results_dir else Path.cwd() / "results"
+        firmware_path = getattr(opt, "firmware", None)
+        if firmware_path and (len(variants) != 1 or len(plans) != 1):
+            raise pytest.UsageError(
+                "--firmware runs one prebuilt firmware: name its board with --board, one backend "
+                "with --backend and the model variant it contains with --variant")
         session = Session(plans, variants, results, port=opt.port, note=note,
-                          extra_manifest={"command": sys.argv})
+                          extra_manifest={"command": sys.argv},
+                          firmware_path=Path(firmware_path) if firmware_path else None)
         if opt.run_id:
             session.run_id = opt.run_id
             session.run_dir = results / opt.run_id
@@ -86,15 +95,15 @@ def _plan_lines(session) -> list[str]:
     for plan in session.plans:
         state = "" if plan.availability.ok else f"  [cannot run here: {plan.availability}]"
         lines.append(f"tinyhil: {plan.board.name} on {plan.backend} ({plan.why}; fidelity "
-                     f"{_fidelity(plan.backend)}){state}")
+                     f"{_fidelity(plan.backend, plan.board)}){state}")
     lines.append(f"tinyhil: variants {', '.join(v.name for v in session.variants)}; "
                  f"results in {session.run_dir}")
     return lines
 
 
-def _fidelity(backend: str) -> str:
+def _fidelity(backend: str, board=None) -> str:
     from harness.session import fidelity_of
-    return fidelity_of(backend)
+    return fidelity_of(backend, board)
 
 
 def pytest_generate_tests(metafunc):

@@ -100,6 +100,7 @@ class Session:
     run_id: str = field(default_factory=new_run_id)
     note: str = ""
     extra_manifest: dict = field(default_factory=dict)
+    firmware_path: Path | None = None      # --firmware: the user's own prebuilt firmware
 
     def __post_init__(self):
         self.run_dir = Path(self.results_dir) / self.run_id
@@ -155,7 +156,12 @@ class Session:
     def firmware(self, case: Case) -> Firmware:
         key = f"{case.board.name}/{case.variant.name}"
         if key not in self._firmware:
-            self._firmware[key] = build_firmware(case.board, self.exported(case.variant))
+            if self.firmware_path is not None:
+                from harness.prebuilt import load_prebuilt
+                self._firmware[key] = load_prebuilt(case.board, self.firmware_path,
+                                                    self.exported(case.variant))
+            else:
+                self._firmware[key] = build_firmware(case.board, self.exported(case.variant))
         return self._firmware[key]
 
     def dut(self, case: Case) -> Dut:
@@ -184,6 +190,8 @@ class Session:
         except Exception:
             target.stop()
             raise
+        if firmware.prebuilt:           # the user's own build: its build id is whatever it reports
+            firmware.build_id = identity.build_id
         dut = Dut(target, firmware, self.exported(case.variant), client, identity)
         try:
             dut.check_identity()
@@ -229,8 +237,9 @@ def _stop(dut: Dut) -> None:
         dut.target.stop()
 
 
-def fidelity_of(backend: str) -> str:
-    return get_backend(backend).fidelity
+def fidelity_of(backend: str, board: Board | None = None) -> str:
+    impl = get_backend(backend)
+    return impl.fidelity_for(board) if board is not None else impl.fidelity
 
 
 STATIC = fidelity.STATIC

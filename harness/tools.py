@@ -35,6 +35,15 @@ SPECS = {
     "qemu-system-avr": ToolSpec("qemu-system-avr", ("--version",), f"{APT} qemu-system-misc",
                                 "TINYHIL_QEMU_AVR"),
     "avrdude": ToolSpec("avrdude", ("-?",), f"{APT} avrdude", "TINYHIL_AVRDUDE"),
+    "esptool": ToolSpec("esptool", ("version",), "pip install esptool (a tinyhil dependency)",
+                        "TINYHIL_ESPTOOL"),
+    # ESP32: ESP-IDF's compiler when present, else Debian's clang with the lx106 binutils' linker.
+    "xtensa-esp32-elf-gcc": ToolSpec("xtensa-esp32-elf-gcc", ("--version",),
+                                     "ESP-IDF's install.sh (or use clang-22 from Debian)",
+                                     "TINYHIL_XTENSA_GCC"),
+    "clang-22": ToolSpec("clang-22", ("--version",), f"{APT} clang-22 llvm-22", "TINYHIL_CLANG"),
+    "xtensa-lx106-elf-ld": ToolSpec("xtensa-lx106-elf-ld", ("--version",),
+                                    f"{APT} binutils-xtensa-lx106"),
 }
 
 

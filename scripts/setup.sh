@@ -11,6 +11,8 @@ PACKAGES=(
   simavr libsimavr-dev libelf-dev        # cycle-accurate AVR simulation (the bridge links libsimavr)
   qemu-system-misc                       # qemu-system-avr
   avrdude arduino-core-avr               # uploading to Arduinos (and Optiboot's source, for tests)
+  clang-22 llvm-22 binutils-xtensa-lx106 # ESP32 firmware: clang's Xtensa backend, the lx106 linker
+  arduino-builder arduino-ctags          # building Arduino sketches (users' own firmware, tested)
   python3-venv python3-dev
 )
 missing=()

@@ -21,9 +21,12 @@ class Availability:
     ok: bool
     reason: str = ""          # why it cannot run here
     fix: str = ""             # what to install or do
+    detail: str = ""          # when usable: what it found (which emulator binary, ...)
 
     def __str__(self) -> str:
-        return "usable" if self.ok else f"{self.reason}; fix: {self.fix}" if self.fix else self.reason
+        if self.ok:
+            return f"usable: {self.detail}" if self.detail else "usable"
+        return f"{self.reason}; fix: {self.fix}" if self.fix else self.reason
 
 
 @dataclass
@@ -52,6 +55,10 @@ class Backend(ABC):
     fidelity: str = ""
     #: which build of the firmware it runs: "host" (native) or "target" (the board's arch)
     build: str = "target"
+
+    def fidelity_for(self, board: Board) -> str:
+        """The fidelity of this backend's time figures for `board` (some depend on the board)."""
+        return self.fidelity
 
     @abstractmethod
     def availability(self, board: Board) -> Availability:

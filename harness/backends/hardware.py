@@ -1,4 +1,5 @@
-"""hardware: a real board on a serial port, flashed with its uploader (avrdude for AVR).
+"""hardware: a real board on a serial port, flashed with its uploader (avrdude for AVR, esptool
+for the ESP32: harness.backends.esptool_upload).
 
 A new uploader (esptool for the ESP32, ...) is one function `upload(board, firmware, port)`
 plus an entry in UPLOADERS.
@@ -84,6 +85,19 @@ def _upload_with_avrdude(board: Board, firmware, port: str) -> None:
     upload_avrdude(board, firmware_hex(firmware), port)
 
 
+# ---- esptool (ESP32) -------------------------------------------------------------------------
+
+def _upload_with_esptool(board: Board, firmware, port: str) -> None:
+    from harness.backends.esptool_upload import upload_esptool
+    image = getattr(firmware, "image", None)
+    if not image:
+        raise BackendError(f"{firmware.elf} has no ESP32 app image to flash (esptool elf2image)")
+    settings = board.backend_settings("hardware")
+    upload_esptool(Path(image), port, offset=getattr(firmware, "image_offset", 0) or 0x1000,
+                   chip=settings.get("chip", board.mcu), baud=int(settings.get("upload_baud", 460800)),
+                   stub=settings.get("stub"), reset=settings.get("reset"))
+
+
 @dataclass(frozen=True)
 class Uploader:
     tool: str                                       # as harness.tools knows it
@@ -95,6 +109,9 @@ UPLOADERS: dict[str, Uploader] = {
     "avrdude": Uploader("avrdude", _upload_with_avrdude,
                         "opening the port auto-resets an Arduino: its bootloader runs about 1 s "
                         "(Optiboot) before the app answers, so retry identify for ~2 s"),
+    "esptool": Uploader("esptool", _upload_with_esptool,
+                        "esptool resets the ESP32 into the app (RTS); the ROM prints its banner at "
+                        "115200 baud before the app answers"),
 }
 
 

@@ -1,7 +1,9 @@
-"""qemu: QEMU's AVR machines (qemu-system-avr -M uno / mega2560), serial port on a local socket.
+"""qemu: QEMU's AVR machines (qemu-system-avr -M uno / mega2560), serial port on a local socket;
+and Espressif's QEMU for the ESP32 (harness.backends.qemu_esp32).
 
 QEMU's AVR timers follow host time (even with -icount), so time figures from it are
-labelled `functional`: the outputs are exact, the latencies are not a device's.
+labelled `functional`: the outputs are exact, the latencies are not a device's. The ESP32
+machine runs with -icount: its figures are `instruction-count`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from harness.backends import Availability, Backend, Target
 from harness.backends.process import stop_process
 from harness.boards import Board
 from harness.errors import BackendError
-from harness.fidelity import FUNCTIONAL
+from harness.fidelity import FUNCTIONAL, INSTRUCTION_COUNT
 from harness.tools import find_tool
 
 EXECUTABLES = {"avr": "qemu-system-avr"}
@@ -30,9 +32,15 @@ class QemuBackend(Backend):
     name = "qemu"
     fidelity = FUNCTIONAL
 
+    def fidelity_for(self, board: Board) -> str:
+        return INSTRUCTION_COUNT if board.arch == "xtensa" else FUNCTIONAL
+
     def availability(self, board: Board) -> Availability:
         if "qemu" not in board.backends:
             return Availability(False, f"{board.name} has no [backends.qemu] table")
+        if board.arch == "xtensa":
+            from harness.backends import qemu_esp32
+            return qemu_esp32.availability(board)
         tool = find_tool(EXECUTABLES.get(board.arch, "qemu-system-avr"))
         if not tool.found:
             return Availability(False, f"{tool.name} is not installed", tool.install)
@@ -46,6 +54,9 @@ class QemuBackend(Backend):
                 "-monitor", "none", "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on"]
 
     def start(self, board: Board, firmware, options: dict) -> Target:
+        if board.arch == "xtensa":
+            from harness.backends.qemu_esp32 import EspQemuLauncher
+            return EspQemuLauncher().start(board, firmware, options)
         for _ in range(3):                      # the free port may be taken in between: retry
             port = free_port()
             command = self.command(board, firmware, port)
