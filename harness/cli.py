@@ -21,26 +21,22 @@ HEADER = Path("runtime") / "tinyhil_wire.h"
 
 
 def cmd_boards(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
+    """One line per board, then one per backend: usable here, or why not and how to fix it.
+    Plain lines rather than a table: the reasons are sentences and must not be cut."""
     from harness.backends import get_backend
     from harness.boards import load_catalogue
 
-    table = Table(title="boards (devices/boards/*.toml)")
-    for column in ("board", "MCU", "clock", "flash", "RAM", "backend", "usable here"):
-        table.add_column(column)
     for board in load_catalogue().values():
-        for i, backend in enumerate(board.backends):
+        print(f"{board.name}: {board.description}; {board.mcu} at {board.clock_hz / 1e6:g} MHz, "
+              f"flash {_size(board.flash_bytes)}, RAM {_size(board.ram_bytes)}  ({board.source})")
+        for backend in board.backends:
             status = get_backend(backend).availability(board)
-            default = " (default)" if backend == board.default_emulator else ""
-            table.add_row(board.name if i == 0 else "", board.mcu if i == 0 else "",
-                          f"{board.clock_hz / 1e6:g} MHz" if i == 0 else "",
-                          _size(board.flash_bytes) if i == 0 else "", _size(board.ram_bytes) if i == 0 else "",
-                          backend + default,
-                          (f"yes: {status.detail}" if status.detail else "yes") if status.ok
-                          else f"no: {status}")
-    Console().print(table)
+            default = " (default emulator)" if backend == board.default_emulator else ""
+            if status.ok:
+                state = f"usable here{': ' + status.detail if status.detail else ''}"
+            else:
+                state = f"not usable here: {status.reason}" + (f"\n      fix: {status.fix}" if status.fix else "")
+            print(f"  - {backend}{default}: {state}")
     return 0
 
 
