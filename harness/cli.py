@@ -4,6 +4,8 @@
   tinyhil variants         the model variants
   tinyhil bench [...]      the emulator-only benchmark: suites on every board, then the table
   tinyhil report DIR...    rebuild the comparison table from runs (Markdown, CSV, HTML, PNG)
+  tinyhil compare A B      what changed between two runs (--fail-on latency_us:+5%: a gate)
+  tinyhil lab scan         serial devices on this host and the lab boards they are
   tinyhil gen-header       regenerate the C protocol header from harness/wire.py
 """
 
@@ -55,6 +57,9 @@ def cmd_variants(args) -> int:
 def cmd_report(args) -> int:
     from harness.report import comparison_table, load_runs, print_table, write_report
     paths = [Path(p) for p in args.runs] or [Path("results")]
+    if args.trend:
+        from harness.trend import cmd_trend
+        return cmd_trend(paths, Path(args.out) if args.out else None)
     table = comparison_table(load_runs(paths))
     print_table(table)
     out = Path(args.out) if args.out else (paths[0] if len(paths) == 1 else Path("results")) / "report"
@@ -120,7 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="comparison table from one or more runs")
     report.add_argument("runs", nargs="*", help="run folders, or folders holding runs (default: results/)")
     report.add_argument("--out", help="folder for report.md/.csv/.html and plots")
+    report.add_argument("--trend", action="store_true",
+                        help="figures over a series of runs (from one or several hosts): one "
+                             "plot per metric and trend.csv")
     report.set_defaults(fn=cmd_report)
+    from harness import compare, lab_cli
+    compare.add_parser(sub)
+    lab_cli.add_parser(sub)
     header = sub.add_parser("gen-header", help="regenerate devices/firmware/runtime/tinyhil_wire.h")
     header.add_argument("--check", action="store_true", help="only check that it is up to date")
     header.set_defaults(fn=cmd_gen_header)
