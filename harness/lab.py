@@ -187,6 +187,8 @@ def _usb_ids(board: LabBoard, catalogue: dict[str, Board]) -> set[tuple[int, int
 
 
 def _matches(board: LabBoard, port, catalogue: dict[str, Board]) -> bool:
+    if board.place:
+        return False               # on another host: reached through labgrid, never a local port
     if board.serial_number:
         if (port.serial_number or "") != board.serial_number:
             return False
