@@ -15,6 +15,13 @@ CASE = dict(board="uno", backend="simavr", model="digits", variant="rf_emlearn",
             firmware_sha256="ab" * 32)
 
 
+def _env():
+    """Subprocesses import this checkout's harness, wherever they run."""
+    import os
+    from harness.paths import REPO_DIR
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH")])))
+
+
 def make_run(root, run_id, figures, fidelity="cycle-accurate", host="lab-a", tools=None,
              started=None):
     """A closed run folder with the given {(metric, statistic): value} figures."""
@@ -61,14 +68,14 @@ def test_cli_exits_non_zero_naming_each_breach(tmp_path):
     cur = make_run(tmp_path, "cur", BASE | {("latency_us", "median"): 120.0})
     command = [sys.executable, "-m", "harness", "compare", str(base), str(cur)]
     result = subprocess.run(command + ["--fail-on", "latency_us:+5%", "--fail-on", "accuracy:-0.5pp"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, env=_env(), timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BREACH: uno/simavr/digits/rf_emlearn latency_us median: 100 -> 120 us (+20.00 %" in result.stdout
     assert "latency_us" in result.stdout and "3 figure(s) unchanged" in result.stdout
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=120)
     assert result.returncode == 0 and "+20.00" in result.stdout
     result = subprocess.run(command + ["--fail-on", "latency_us:5"], capture_output=True,
-                            text=True, timeout=120)
+                            text=True, env=_env(), timeout=120)
     assert result.returncode == 2 and "is not a rule" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -119,7 +126,7 @@ def test_trend_merges_runs_from_several_hosts_one_plot_per_metric(tmp_path):
     assert "trend_energy_uj.png" not in written          # nobody measured energy
     assert set(pd.read_csv(written["trend.csv"])["host"]) == {"lab-a", "lab-b"}
     result = subprocess.run([sys.executable, "-m", "harness", "report", "--trend", str(runs),
-                             "--out", str(tmp_path / "cli")], capture_output=True, text=True,
+                             "--out", str(tmp_path / "cli")], capture_output=True, text=True, env=_env(),
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "trend over 3 runs from 2 host(s) (lab-a, lab-b)" in result.stdout

@@ -40,6 +40,13 @@ LAB_TOML = textwrap.dedent("""
 """)
 
 
+def _env():
+    """Subprocesses import this checkout's harness, wherever they run."""
+    import os
+    from harness.paths import REPO_DIR
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH")])))
+
+
 def usb_port(device, vid, pid, serial=None, location=None, description="Arduino"):
     port = ListPortInfo(device, skip_link_detection=True)
     port.vid, port.pid, port.serial_number, port.location = vid, pid, serial, location
@@ -141,13 +148,13 @@ def test_scan_rows_say_which_port_is_which_board(lab_file):
 
 def test_lab_scan_command_runs_on_this_host(lab_file, tmp_path):
     result = subprocess.run([sys.executable, "-m", "harness", "lab", "scan", "--lab", str(lab_file)],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, env=_env(), timeout=120)
     assert result.returncode == 0, result.stderr
     assert "uno-remote" in result.stdout and "serial devices on this host" in result.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text("[[board]]\nname = 'x'\ntype = 'pdp11'\n")
     result = subprocess.run([sys.executable, "-m", "harness", "lab", "scan", "--lab", str(bad)],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, env=_env(), timeout=120)
     assert result.returncode == 2 and "not a known board" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -169,9 +176,9 @@ def test_board_lock_lets_one_process_at_a_time_drive_a_board(tmp_path):
              "import sys; from pathlib import Path; from harness.lab import BoardLock, LabError\n"
              f"try: BoardLock('board-uno-1', Path({str(tmp_path)!r})).acquire(timeout=0.5)\n"
              "except LabError as e: print(e); sys.exit(3)\n"]
-    result = subprocess.run(other, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(other, capture_output=True, text=True, env=_env(), timeout=60)
     assert result.returncode == 3 and "board-uno-1 is busy" in result.stdout
     assert f"pid {__import__('os').getpid()}" in result.stdout
     held.release()
-    result = subprocess.run(other, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(other, capture_output=True, text=True, env=_env(), timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

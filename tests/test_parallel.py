@@ -26,6 +26,13 @@ recorder.close()
 """
 
 
+def _env():
+    """Subprocesses import this checkout's harness, wherever they run."""
+    import os
+    from harness.paths import REPO_DIR
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH")])))
+
+
 def test_shared_recorders_in_several_processes_never_interleave_lines(tmp_path):
     owner = Recorder(tmp_path, "r", "0.1.0")          # the controller's, opened first
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(w), "300"])
@@ -56,7 +63,7 @@ def test_two_workers_record_into_one_run_folder_and_junit_has_properties(tmp_pat
         [sys.executable, "-m", "pytest", SUITES, "--board", "native", "-n", "2",
          "--variant", "dtree_emlearn,rf_emlearn,rf_m2cgen", "--results-dir", str(tmp_path),
          "-p", "no:cacheprovider", "-p", "no:benchmark", f"--junitxml={junit}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        cwd=tmp_path, capture_output=True, text=True, env=_env(), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     runs = [p for p in tmp_path.iterdir() if (p / "records.jsonl").exists()]
     assert len(runs) == 1, runs
