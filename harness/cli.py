@@ -86,6 +86,8 @@ def cmd_bench(args) -> int:
         argv.append(f"--results-dir={args.results_dir}")
     if args.vectors:
         argv.append(f"--vectors={args.vectors}")
+    if args.workers:
+        argv.append(f"-n={args.workers}")        # pytest-xdist: one run folder, one table
     if "hardware" in args.backend.split(","):
         raise HarnessError("tinyhil bench never touches a board: run `pytest suites/ --board NAME` "
                            "for hardware")
@@ -121,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--results-dir")
     bench.add_argument("--vectors", type=int, help="stream only the first N test vectors")
     bench.add_argument("--latency-runs", type=int, default=20)
+    bench.add_argument("--workers", help="parallel pytest-xdist workers (a number or auto; "
+                                         "needs pip install 'tinyhil[parallel]')")
     bench.set_defaults(fn=cmd_bench)
     report = sub.add_parser("report", help="comparison table from one or more runs")
     report.add_argument("runs", nargs="*", help="run folders, or folders holding runs (default: results/)")

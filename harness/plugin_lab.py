@@ -12,6 +12,7 @@ group, so several instances of one emulated board run side by side on different 
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 
@@ -28,9 +29,12 @@ def pytest_addoption(parser):
     group.addoption("--lab", default=None,
                     help="lab file naming each physical board (see lab.example.toml); default: "
                          "$TINYHIL_LAB")
-    group.addoption("--lg-coordinator", default=None, metavar="HOST:PORT",
-                    help="labgrid coordinator, for lab boards that name a labgrid place; "
-                         "default: $LG_COORDINATOR")
+    try:
+        group.addoption("--lg-coordinator", default=None, metavar="HOST:PORT", dest="lg_coordinator",
+                        help="labgrid coordinator, for lab boards that name a labgrid place; "
+                             "default: $LG_COORDINATOR")
+    except (argparse.ArgumentError, ValueError):
+        pass    # labgrid's own pytest plugin defines the same option, same meaning and dest
 
 
 def _distributed(config) -> bool:
@@ -51,7 +55,7 @@ def pytest_configure(config):
             lab.activate(config.option.lab)
         elif os.environ.get(lab.LAB_ENV):
             lab.active_lab()                 # a bad TINYHIL_LAB fails here, clearly
-        labgrid.set_coordinator(config.option.lg_coordinator)
+        labgrid.set_coordinator(getattr(config.option, "lg_coordinator", None))
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
 
