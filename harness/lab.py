@@ -300,16 +300,26 @@ def _lock_dir() -> Path:
     return path
 
 
+_held: dict[Path, list] = {}        # lock path -> [fd, holders in this process]
+
+
 class BoardLock:
     """One process at a time drives a physical board: an flock on a file per board, so the
-    lock also holds across separate runs on the host and dies with a killed process."""
+    lock also holds across separate runs on the host and dies with a killed process. Within
+    one process it is re-entrant (a target that was never stopped does not block the next)."""
 
     def __init__(self, key: str, directory: Path | None = None):
         self.key = key
         self.path = (directory or _lock_dir()) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", key) + ".lock")
-        self._fd: int | None = None
+        self.held = False
 
     def acquire(self, timeout: float = 600, poll: float = 0.2) -> "BoardLock":
+        if self.held:
+            return self
+        if self.path in _held:
+            _held[self.path][1] += 1
+            self.held = True
+            return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         deadline = time.monotonic() + timeout
         while True:
@@ -326,18 +336,22 @@ class BoardLock:
                 time.sleep(poll)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
-        self._fd = fd
+        _held[self.path] = [fd, 1]
+        self.held = True
         return self
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
+        if not self.held:
+            return
+        self.held = False
+        entry = _held.get(self.path)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _held[self.path]
+            fcntl.flock(entry[0], fcntl.LOCK_UN)
+            os.close(entry[0])
 
     def __enter__(self) -> "BoardLock":
         return self.acquire()

@@ -182,3 +182,12 @@ def test_board_lock_lets_one_process_at_a_time_drive_a_board(tmp_path):
     held.release()
     result = subprocess.run(other, capture_output=True, text=True, env=_env(), timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_board_lock_is_re_entrant_within_a_process(tmp_path):
+    first = lab.BoardLock("port-/dev/pts/7", tmp_path).acquire()
+    second = lab.BoardLock("port-/dev/pts/7", tmp_path).acquire(timeout=0.5)   # not blocked
+    first.release()
+    assert second.held
+    second.release()
+    second.release()                                                          # harmless
