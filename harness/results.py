@@ -239,7 +239,8 @@ class Recorder:
             (self.run_dir / RECORDS_PARQUET).unlink(missing_ok=True)
             if self._records and (self.run_dir / MANIFEST).exists():
                 update_manifest(self.run_dir, status="running", finished=None)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Unbuffered, O_APPEND: each write() below is one system call at the file's end.
+        self._file = open(self.path, "ab", buffering=0)
         self.closed = False
 
     def record(self, **fields) -> dict:
@@ -252,14 +253,15 @@ class Recorder:
             rec = {name: rec[name] for name in RECORD_FIELDS}
             # One write of one whole line, then fsync: a SIGKILL after this keeps the record.
             line = (json.dumps(rec, allow_nan=False) + "\n").encode("utf-8")
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            fd = self._file.fileno()
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                written = os.write(self._fd, line)
+                written = self._file.write(line)
                 if written != len(line):           # disk full: never leave half a line glued on
                     raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
-                os.fsync(self._fd)
+                os.fsync(fd)
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
             self._records.append(rec)
         return dict(rec)
 
@@ -273,7 +275,7 @@ class Recorder:
         with self._lock:
             if self.closed:
                 return
-            os.close(self._fd)
+            self._file.close()
             self.closed = True
             if self.shared:
                 return
