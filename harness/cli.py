@@ -4,6 +4,8 @@
   tinyhil variants         the model variants
   tinyhil bench [...]      the emulator-only benchmark: suites on every board, then the table
   tinyhil report DIR...    rebuild the comparison table from runs (Markdown, CSV, HTML, PNG)
+  tinyhil compare A B      what changed between two runs (--fail-on latency_us:+5%: a gate)
+  tinyhil lab scan         serial devices on this host and the lab boards they are
   tinyhil gen-header       regenerate the C protocol header from harness/wire.py
   tinyhil export-library D write the DUT runtime as an Arduino / PlatformIO library to D/TinyHIL
 """
@@ -54,6 +56,9 @@ def cmd_variants(args) -> int:
 def cmd_report(args) -> int:
     from harness.report import comparison_table, load_runs, print_table, write_report
     paths = [Path(p) for p in args.runs] or [Path("results")]
+    if args.trend:
+        from harness.trend import cmd_trend
+        return cmd_trend(paths, Path(args.out) if args.out else None)
     table = comparison_table(load_runs(paths))
     print_table(table)
     out = Path(args.out) if args.out else (paths[0] if len(paths) == 1 else Path("results")) / "report"
@@ -80,6 +85,8 @@ def cmd_bench(args) -> int:
         argv.append(f"--results-dir={args.results_dir}")
     if args.vectors:
         argv.append(f"--vectors={args.vectors}")
+    if args.workers:
+        argv.append(f"-n={args.workers}")        # pytest-xdist: one run folder, one table
     if "hardware" in args.backend.split(","):
         raise HarnessError("tinyhil bench never touches a board: run `pytest suites/ --board NAME` "
                            "for hardware")
@@ -122,11 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--results-dir")
     bench.add_argument("--vectors", type=int, help="stream only the first N test vectors")
     bench.add_argument("--latency-runs", type=int, default=20)
+    bench.add_argument("--workers", help="parallel pytest-xdist workers (a number or auto; "
+                                         "needs pip install 'tinyhil[parallel]')")
     bench.set_defaults(fn=cmd_bench)
     report = sub.add_parser("report", help="comparison table from one or more runs")
     report.add_argument("runs", nargs="*", help="run folders, or folders holding runs (default: results/)")
     report.add_argument("--out", help="folder for report.md/.csv/.html and plots")
+    report.add_argument("--trend", action="store_true",
+                        help="figures over a series of runs (from one or several hosts): one "
+                             "plot per metric and trend.csv")
     report.set_defaults(fn=cmd_report)
+    from harness import compare, lab_cli
+    compare.add_parser(sub)
+    lab_cli.add_parser(sub)
     header = sub.add_parser("gen-header", help="regenerate devices/firmware/runtime/tinyhil_wire.h")
     header.add_argument("--check", action="store_true", help="only check that it is up to date")
     header.set_defaults(fn=cmd_gen_header)

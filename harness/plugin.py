@@ -18,7 +18,11 @@ from harness.errors import HarnessError
 SESSION_KEY = pytest.StashKey()
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser, pluginmanager):
+    # Lab scale (lab file, labgrid, pytest-xdist workers, JUnit properties) lives in its own plugin.
+    from harness import plugin_lab
+    if not pluginmanager.is_registered(plugin_lab):
+        pluginmanager.register(plugin_lab, "tinyhil-lab")
     group = parser.getgroup("tinyhil", "tinyhil: boards, backends and model variants")
     group.addoption("--board", default=None,
                     help="comma-separated boards (devices/boards/*.toml); default: every board "
@@ -74,7 +78,8 @@ def _session(config):
                 "with --backend and the model variant it contains with --variant")
         session = Session(plans, variants, results, port=opt.port, note=note,
                           extra_manifest={"command": sys.argv},
-                          firmware_path=Path(firmware_path) if firmware_path else None)
+                          firmware_path=Path(firmware_path) if firmware_path else None,
+                          shared_run=hasattr(config, "workerinput"))    # an xdist worker
         if opt.run_id:
             session.run_id = opt.run_id
             session.run_dir = results / opt.run_id

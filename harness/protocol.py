@@ -91,7 +91,7 @@ class DutClient:
     def open(cls, url: str, baud: int = 115200, **kwargs) -> "DutClient":
         try:
             port = serial.serial_for_url(url, baudrate=baud, timeout=0.05)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, ValueError) as exc:   # ValueError: unknown URL scheme
             raise ProtocolError(f"cannot open serial port {url}: {exc}. Check that it exists and "
                                 "that no other program (a serial monitor, another test run) holds it") from None
         return cls(port, **kwargs)

@@ -9,6 +9,7 @@ A run lives in one folder, results/<run-id>/:
 from __future__ import annotations
 
 import importlib.metadata
+import fcntl
 import json
 import math
 import numbers
@@ -214,22 +215,32 @@ def _repair_tail(path: Path) -> None:
 
 
 class Recorder:
-    """Appends one validated record per measurement to run_dir/records.jsonl, durably."""
+    """Appends one validated record per measurement to run_dir/records.jsonl, durably.
 
-    def __init__(self, run_dir: Path, run_id: str, harness_version: str):
+    Several processes may append to one run (pytest-xdist workers, `shared=True`): each
+    record is one write() of one whole line on an O_APPEND descriptor, under an flock, so
+    lines never interleave. A shared recorder leaves the manifest and records.parquet to the
+    process that owns the run (the xdist controller)."""
+
+    def __init__(self, run_dir: Path, run_id: str, harness_version: str, shared: bool = False):
         self.run_dir = Path(run_dir)
         self.run_id = run_id
         self.harness_version = harness_version
+        self.shared = shared
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / RECORDS_JSONL
         self._lock = threading.Lock()
-        _repair_tail(self.path)
-        # Reopening a run continues it: keep what is there, and drop the parquet it would outdate.
-        self._records = read_jsonl(self.path) if self.path.exists() else []
-        (self.run_dir / RECORDS_PARQUET).unlink(missing_ok=True)
-        if self._records and (self.run_dir / MANIFEST).exists():
-            update_manifest(self.run_dir, status="running", finished=None)
-        self._file = open(self.path, "a", encoding="utf-8")
+        if shared:
+            self._records = []         # this process's records only
+        else:
+            _repair_tail(self.path)
+            # Reopening a run continues it: keep what is there, and drop the parquet it would outdate.
+            self._records = read_jsonl(self.path) if self.path.exists() else []
+            (self.run_dir / RECORDS_PARQUET).unlink(missing_ok=True)
+            if self._records and (self.run_dir / MANIFEST).exists():
+                update_manifest(self.run_dir, status="running", finished=None)
+        # Unbuffered, O_APPEND: each write() below is one system call at the file's end.
+        self._file = open(self.path, "ab", buffering=0)
         self.closed = False
 
     def record(self, **fields) -> dict:
@@ -241,9 +252,16 @@ class Recorder:
                    "harness_version": self.harness_version} | checked
             rec = {name: rec[name] for name in RECORD_FIELDS}
             # One write of one whole line, then fsync: a SIGKILL after this keeps the record.
-            self._file.write(json.dumps(rec, allow_nan=False) + "\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            line = (json.dumps(rec, allow_nan=False) + "\n").encode("utf-8")
+            fd = self._file.fileno()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                written = self._file.write(line)
+                if written != len(line):           # disk full: never leave half a line glued on
+                    raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
+                os.fsync(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
             self._records.append(rec)
         return dict(rec)
 
@@ -259,6 +277,8 @@ class Recorder:
                 return
             self._file.close()
             self.closed = True
+            if self.shared:
+                return
             frame(read_jsonl(self.path)).to_parquet(self.run_dir / RECORDS_PARQUET, index=False)
             if not (self.run_dir / MANIFEST).exists():
                 write_manifest(self.run_dir, self.run_id, {})

@@ -101,6 +101,9 @@ class Session:
     note: str = ""
     extra_manifest: dict = field(default_factory=dict)
     firmware_path: Path | None = None      # --firmware: the user's own prebuilt firmware
+    # An xdist worker: the controller owns the run folder's manifest and parquet; the worker
+    # only appends its records to the shared records.jsonl.
+    shared_run: bool = False
 
     def __post_init__(self):
         self.run_dir = Path(self.results_dir) / self.run_id
@@ -118,6 +121,8 @@ class Session:
 
     # --- records -----------------------------------------------------------------------------
     def open_recorder(self) -> Recorder:
+        if self.recorder is None and self.shared_run:
+            self.recorder = Recorder(self.run_dir, self.run_id, __version__, shared=True)
         if self.recorder is None:
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -27,5 +27,6 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+# parallel: pytest-xdist; labgrid: boards on other hosts (its tests run a coordinator on loopback)
+.venv/bin/python -m pip install -q -e '.[dev,parallel,labgrid]'
 echo "tinyhil is installed in .venv/ (activate it with: . .venv/bin/activate)"

@@ -18,22 +18,21 @@ from harness.backends import Availability, Backend, Target
 from harness.boards import Board
 from harness.errors import BackendError
 from harness.fidelity import HARDWARE
+from harness.labgrid import INSTALL, URL_PREFIX, client_path, is_place_url
 from harness.tools import find_tool, require
 
 UPLOAD_TIMEOUT = 120
 
 
 def find_port(board: Board) -> str | None:
-    """The first serial port whose USB VID:PID is one the board file lists."""
+    """Where a board of this type is attached: the lab file's board of this type when a lab is
+    active (found by its USB serial number, wherever it enumerated; `labgrid://PLACE` for one
+    on another host), else the first serial port with one of the board's USB VID:PIDs."""
+    from harness import lab
     try:
-        from serial.tools import list_ports
-    except ImportError:
+        return lab.find_port(board)
+    except ImportError:            # pyserial's list_ports is missing
         return None
-    wanted = {(u.vid, u.pid) for u in board.usb}
-    for port in sorted(list_ports.comports(), key=lambda p: p.device):
-        if port.vid is not None and (port.vid, port.pid) in wanted:
-            return port.device
-    return None
 
 
 def _usb_ids(board: Board) -> str:
@@ -103,6 +102,8 @@ class Uploader:
     tool: str                                       # as harness.tools knows it
     upload: Callable[[Board, object, str], None]    # (board, firmware, port)
     note: str = ""                                  # what the caller should know after flashing
+    # The port argument that reaches a board exported over the network (labgrid/ser2net).
+    network_port: Callable = lambda endpoint: endpoint.avrdude_port
 
 
 UPLOADERS: dict[str, Uploader] = {
@@ -111,7 +112,8 @@ UPLOADERS: dict[str, Uploader] = {
                         "(Optiboot) before the app answers, so retry identify for ~2 s"),
     "esptool": Uploader("esptool", _upload_with_esptool,
                         "esptool resets the ESP32 into the app (RTS); the ROM prints its banner at "
-                        "115200 baud before the app answers"),
+                        "115200 baud before the app answers",
+                        network_port=lambda endpoint: endpoint.url),   # esptool takes rfc2217:// and socket://
 }
 
 
@@ -134,7 +136,11 @@ class HardwareBackend(Backend):
         tool = find_tool(uploader.tool)
         if not tool.found:
             return Availability(False, f"{uploader.tool} is not installed", tool.install)
-        if not (port or find_port(board)):
+        where = port or find_port(board)
+        if is_place_url(where) and client_path() is None:
+            return Availability(False, f"{board.name} is on labgrid place {where[len(URL_PREFIX):]} "
+                                "but labgrid is not installed", INSTALL)
+        if not where:
             return Availability(False, f"no {board.name} attached (looked for VID:PID "
                                 f"{_usb_ids(board)}); connect one or pass --port",
                                 "connect the board by USB, or pass --port /dev/ttyACM0")
@@ -150,11 +156,45 @@ class HardwareBackend(Backend):
             raise BackendError(f"{board.name}: uploader "
                                f"{board.backend_settings('hardware').get('uploader')!r} is not "
                                f"supported (supported: {', '.join(UPLOADERS)})")
+        if is_place_url(port):
+            return self._start_on_place(board, firmware, options, port, uploader)
+        # One process at a time drives a physical board (parallel workers, other runs).
+        from harness.lab import BoardLock, lab_board_at
+        lab_board = lab_board_at(port)
+        lock = BoardLock(f"board-{lab_board.name}" if lab_board else f"port-{port}")
+        lock.acquire(timeout=float(options.get("lock_timeout_s", 3600)))
         flashed = not options.get("skip_flash")
-        if flashed:       # the caller skips it when the running DUT already has this build
-            uploader.upload(board, firmware, port)
+        try:
+            if flashed:       # the caller skips it when the running DUT already has this build
+                uploader.upload(board, firmware, port)
+        except BaseException:
+            lock.release()
+            raise
         return Target(url=port, backend=self.name, fidelity=self.fidelity, board=board,
-                      description=f"{board.name} on {port}",
+                      description=f"{board.name} on {port}", stop_fn=lock.release,
                       info={"port": port, "flashed": flashed, "uploader": uploader.tool,
                             "build_id": getattr(firmware, "build_id", None),
+                            "lab_board": lab_board.name if lab_board else None,
+                            "note": uploader.note})
+
+    def _start_on_place(self, board: Board, firmware, options: dict, port: str,
+                        uploader: Uploader) -> Target:
+        """A board on another host: reserve and acquire its labgrid place, flash and reach it
+        over its NetworkSerialPort, release the place when the target stops or on failure."""
+        from harness.labgrid import Place
+        place = Place(port[len(URL_PREFIX):],
+                      wait_timeout=float(options.get("lock_timeout_s", 3600)))
+        place.acquire()
+        try:
+            endpoint = place.serial_endpoint()
+            uploader.upload(board, firmware, uploader.network_port(endpoint))
+        except BaseException:
+            place.release()
+            raise
+        return Target(url=endpoint.url, backend=self.name, fidelity=self.fidelity, board=board,
+                      description=f"{board.name} on labgrid place {place.name} ({endpoint.url})",
+                      stop_fn=place.release,
+                      info={"port": endpoint.url, "flashed": True, "uploader": uploader.tool,
+                            "build_id": getattr(firmware, "build_id", None),
+                            "labgrid_place": place.name, "waited_s": place.waited_s,
                             "note": uploader.note})
