@@ -29,12 +29,21 @@ def pytest_addoption(parser):
     group.addoption("--lab", default=None,
                     help="lab file naming each physical board (see lab.example.toml); default: "
                          "$TINYHIL_LAB")
+    # labgrid's own pytest plugin (loaded whenever labgrid is installed, in either order with
+    # this one) defines the same option with the same meaning and dest: leave it to it then.
+    if _labgrid_plugin_installed():
+        return
     try:
         group.addoption("--lg-coordinator", default=None, metavar="HOST:PORT", dest="lg_coordinator",
                         help="labgrid coordinator, for lab boards that name a labgrid place; "
                              "default: $LG_COORDINATOR")
     except (argparse.ArgumentError, ValueError):
-        pass    # labgrid's own pytest plugin defines the same option, same meaning and dest
+        pass
+
+
+def _labgrid_plugin_installed() -> bool:
+    from importlib.metadata import entry_points
+    return any(ep.value.split(".")[0] == "labgrid" for ep in entry_points(group="pytest11"))
 
 
 def _distributed(config) -> bool:
