@@ -7,12 +7,15 @@ covers the rest), and every request is idempotent, so a resend is always safe.
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import serial
 
+from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
 from harness.wire import (DTYPE_NAME, ERR, ERR_NAME, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
                           Frame, crc16, encode)
@@ -82,6 +85,12 @@ class DutClient:
     max_payload: int = 64            # until IDENTIFY tells the real value
     stats: LinkStats = field(default_factory=LinkStats)
     identity: Identity | None = None
+    #: pid of the emulator or native DUT process: reply timeouts then follow its CPU time
+    #: (harness.cpu_watch), so a loaded host gives no false timeouts
+    watch_pid: int | None = None
+    #: called after a reply timed out: (kind, detail) when the DUT's process has exited or is
+    #: stopped, so a dead or hung DUT is reported at once instead of after every retry
+    alive_check: Callable[[], tuple[str, str] | None] | None = None
 
     def __post_init__(self):
         self._seq = 0
@@ -89,11 +98,20 @@ class DutClient:
 
     @classmethod
     def open(cls, url: str, baud: int = 115200, **kwargs) -> "DutClient":
+        device = "://" not in url
+        if device and not os.path.exists(url):
+            raise ProtocolError(f"serial port {url} does not exist: is the board plugged in? "
+                                "`python -m serial.tools.list_ports` lists the ports there are; "
+                                "pass the right one with --port")
         try:
-            port = serial.serial_for_url(url, baudrate=baud, timeout=0.05)
+            # exclusive: a second program on the same port would steal bytes from either side
+            port = serial.serial_for_url(url, baudrate=baud, timeout=0.05,
+                                         **({"exclusive": True} if device else {}))
         except (serial.SerialException, OSError) as exc:
-            raise ProtocolError(f"cannot open serial port {url}: {exc}. Check that it exists and "
-                                "that no other program (a serial monitor, another test run) holds it") from None
+            busy = "lock" in str(exc).lower() or "busy" in str(exc).lower()
+            problem = "is busy: another program holds it" if busy else f"cannot be opened: {exc}"
+            raise ProtocolError(f"serial port {url} {problem}. Close the other program (a serial "
+                                "monitor, avrdude, another test run) and try again") from None
         return cls(port, **kwargs)
 
     def close(self) -> None:
@@ -150,7 +168,10 @@ class DutClient:
     def _send(self, msg_type: int, payload: bytes) -> int:
         self._seq = (self._seq + 1) & 0xFF
         frame = encode(msg_type, self._seq, payload)
-        self.port.write(frame)
+        try:
+            self.port.write(frame)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkLost(f"writing to {self.port.portstr} failed: {exc}") from None
         self.stats.bytes_sent += len(frame)
         return self._seq
 
@@ -169,6 +190,9 @@ class DutClient:
             if frame is None:
                 self.stats.timeouts += 1
                 last_problem = f"no reply within {timeout or self.timeout:.1f} s"
+                problem = self.alive_check() if self.alive_check else None
+                if problem:
+                    raise NoReply(f"{_name(msg_type)} got no reply on {self.port.portstr}: {problem[1]}")
                 continue
             if frame.type == reply_type:
                 return frame
@@ -184,15 +208,21 @@ class DutClient:
                 raise ProtocolError(f"the DUT refused {_name(msg_type)}: "
                                     f"{ERR_NAME.get(code, code)} (detail {detail})")
             last_problem = f"unexpected {frame.name} reply"
-        raise ProtocolError(f"{_name(msg_type)} failed after {retries + 1} tries on "
+        raise NoReply(f"{_name(msg_type)} failed after {retries + 1} tries on "
                             f"{self.port.portstr}: {last_problem}. Is the board running the tinyhil "
                             "firmware, at the right baud rate?")
 
     def _await(self, seq: int, timeout: float) -> Frame | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            data = self.port.read(max(1, self.port.in_waiting))
+        deadline = ProgressDeadline(self.watch_pid, timeout)
+        while True:
+            try:
+                data = self.port.read(max(1, self.port.in_waiting))
+            except (serial.SerialException, OSError, TypeError) as exc:
+                # TypeError: pyserial's pty read after the other side vanished (fd is None)
+                raise LinkLost(f"reading from {self.port.portstr} failed: {exc}") from None
             if not data:
+                if deadline.expired():
+                    return None
                 continue
             self.stats.bytes_received += len(data)
             rejected = self._decoder.rejected
@@ -201,7 +231,16 @@ class DutClient:
             for frame in frames:
                 if frame.seq == seq:
                     return frame         # replies to earlier, resent requests are dropped
-        return None
+            if deadline.expired():       # a stream of garbage must not hold us either
+                return None
+
+
+class NoReply(ProtocolError):
+    """The DUT did not answer a request, even after every resend."""
+
+
+class LinkLost(ProtocolError):
+    """The serial port itself failed (unplugged, re-enumerated, the other end closed)."""
 
 
 class _VectorMismatch(Exception):
