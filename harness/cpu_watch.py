@@ -18,8 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Below this share of one CPU (running + waiting to run) the process is idle or stopped.
-ACTIVE_SHARE = 0.05
+#: Below this share of one CPU (running + waiting to run) the process is idle or stopped. A
+#: busy process is either on a CPU or queued for one, so its share stays near 1 however
+#: loaded the host is; an idle simavr polling its pty measures about 0.05.
+ACTIVE_SHARE = 0.5
 #: Never wait longer than this many times the nominal timeout (wall time).
 CAP_FACTOR = 8.0
 
