@@ -59,6 +59,7 @@ def test_emulator_death_is_detected_and_the_target_relaunched(running):
 def test_reset_between_requests_is_detected_by_the_identity_flag(running):
     session, case, dut = running
     dut.target.reset()
+    time.sleep(0.1)                                      # the signal is taken asynchronously
     assert all(classify_checked(dut, range(5, 10)))     # a reset loses nothing between requests
     event = dut.supervisor.check_reset("during the test")
     assert event is not None and event.kind == "dut_reset"

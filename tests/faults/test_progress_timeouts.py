@@ -9,7 +9,7 @@ import time
 import pytest
 
 from faultkit import start_session
-from harness.cpu_watch import ProgressDeadline, available
+from harness.cpu_watch import ProgressDeadline, available, process_times
 from harness.errors import ProtocolError
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs Linux /proc/PID/task/*/schedstat")
@@ -62,22 +62,23 @@ def test_a_starved_busy_process_gets_its_cpu_time_before_timing_out(spawn):
 
 
 def test_simavr_on_a_loaded_host_gives_no_false_timeout(tmp_path, spawn):
-    """A real request to simavr whose CPU is shared with three busy processes: with the CPU
-    watch the reply arrives without a resend; the same request timed by the wall clock alone
-    times out."""
+    """A real request to simavr whose CPU is shared with five busy processes, with a timeout
+    of twice the CPU time the request needs: with the CPU watch the reply arrives without a
+    resend; the same request timed by the wall clock alone times out."""
     session, case, dut = start_session(tmp_path, "uno", "simavr", "dtree_emlearn", fault_link=None)
     try:
         vector = dut.exported.vector_bytes(0)
-        started = time.monotonic()
+        pid = dut.target.info["pid"]
+        before = process_times(pid)[0]
         dut.client.infer(vector, runs=1, warmup=30000, timeout=30)
-        alone = time.monotonic() - started
+        cpu_needed = process_times(pid)[0] - before
         cpu = sorted(os.sched_getaffinity(0))[-1]
-        os.sched_setaffinity(dut.target.info["pid"], {cpu})
-        for _ in range(3):
+        os.sched_setaffinity(pid, {cpu})
+        for _ in range(5):
             spawn(BUSY, cpu)
         time.sleep(0.2)
-        timeout = max(alone * 1.5, 0.1)
-        dut.client.retries = 0
+        timeout = max(2 * cpu_needed, 0.1)
+        dut.client.retries = dut.client.corrupt_retries = 0
         result = dut.client.infer(vector, runs=1, warmup=30000, timeout=timeout)
         assert dut.client.stats.timeouts == 0, "a false timeout on a loaded host"
         assert result.output
