@@ -36,6 +36,9 @@ def pytest_addoption(parser):
     group.addoption("--warmup", type=int, default=2, help="untimed inferences before timing")
     group.addoption("--vectors", type=int, default=None,
                     help="stream only the first N test vectors in the accuracy suite (default: all)")
+    group.addoption("--reply-timeout", type=float, default=None,
+                    help="seconds to wait for a DUT reply before resending (default: the board "
+                         "file's reply_timeout_s, else 2); it follows the emulator's CPU time")
     group.addoption("--fault-link", default=None,
                     help="inject faults on every serial link, e.g. flip=0.01,drop=0.001,dup=0,"
                          "delay=0,delay_ms=20,seed=1 (rates per byte; see harness/faultlink.py)")
@@ -64,7 +67,8 @@ def _session(config):
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
         session = Session(plans, variants, results, port=opt.port, note=note,
-                          extra_manifest={"command": sys.argv}, fault_link=fault_link)
+                          extra_manifest={"command": sys.argv}, fault_link=fault_link,
+                          reply_timeout=getattr(opt, "reply_timeout", None))
         if opt.run_id:
             session.run_id = opt.run_id
             session.run_dir = results / opt.run_id

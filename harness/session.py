@@ -102,6 +102,7 @@ class Session:
     note: str = ""
     extra_manifest: dict = field(default_factory=dict)
     fault_link: str | None = None      # a harness.faultlink.FaultSpec text: faults on every link
+    reply_timeout: float | None = None # seconds; None: the board file's reply_timeout_s, else 2
 
     def __post_init__(self):
         self.run_dir = Path(self.results_dir) / self.run_id
@@ -181,7 +182,7 @@ class Session:
         settings = case.board.backend_settings(case.backend)
         try:
             client = DutClient.open(target.url, baud=case.board.baud,
-                                    timeout=float(settings.get("reply_timeout_s", 2.0)))
+                                    timeout=self.reply_timeout or float(settings.get("reply_timeout_s", 2.0)))
             client.watch_pid = target.info.get("pid")
             identity = self._identify(client, case)
         except Exception:

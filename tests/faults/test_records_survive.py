@@ -60,7 +60,7 @@ def test_one_percent_flipped_bytes_give_the_figures_of_a_clean_run(tmp_path):
     if not get_backend("simavr").availability(board).ok:
         pytest.skip(f"simavr cannot run here: {get_backend('simavr').availability(board)}")
     common = ["suites/test_accuracy.py", "suites/test_latency.py", "--board=uno", "--backend=simavr",
-              "--variant=dtree_emlearn", "--vectors=20", "--latency-runs=8"]
+              "--variant=dtree_emlearn", "--vectors=20", "--latency-runs=8", "--reply-timeout=0.3"]
     clean = run_suites(tmp_path, "clean", *common)
     out = clean.communicate(timeout=300)[0]
     assert clean.returncode == 0, out[-3000:]
