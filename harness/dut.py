@@ -21,6 +21,7 @@ class Dut:
     exported: object                  # harness.models.ExportedModel
     client: DutClient
     identity: Identity
+    supervisor: object = None         # harness.recovery.Supervisor: recovers from faults
 
     @property
     def board(self):
@@ -47,7 +48,11 @@ class Dut:
                                 "(hardware) or clear the cache (TINYHIL_CACHE)")
 
     def infer(self, vector: bytes, runs: int = 1, warmup: int = 0) -> InferResult:
-        return self.client.infer(vector, runs=runs, warmup=warmup, timeout=self.reply_timeout(runs + warmup))
+        timeout = self.reply_timeout(runs + warmup)
+        if self.supervisor is None:
+            return self.client.infer(vector, runs=runs, warmup=warmup, timeout=timeout)
+        return self.supervisor.call(lambda client: client.infer(vector, runs=runs, warmup=warmup,
+                                                                timeout=timeout), "INFER")
 
     def reply_timeout(self, inferences: int) -> float:
         return self.client.timeout + 0.5 * inferences

@@ -53,6 +53,12 @@ def pytest_addoption(parser, pluginmanager):
                          "the MLPerf Tiny rule; 0.02 s of simulated time on emulators)")
     group.addoption("--energy-windows", type=int, default=5,
                     help="energy windows per figure; the median is reported, the spread kept")
+    group.addoption("--reply-timeout", type=float, default=None,
+                    help="seconds to wait for a DUT reply before resending (default: the board "
+                         "file's reply_timeout_s, else 2); it follows the emulator's CPU time")
+    group.addoption("--fault-link", default=None,
+                    help="inject faults on every serial link, e.g. flip=0.01,drop=0.001,dup=0,"
+                         "delay=0,delay_ms=20,seed=1 (rates per byte; see harness/faultlink.py)")
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -65,9 +71,16 @@ def _session(config):
 
     if SESSION_KEY not in config.stash:
         opt = config.option
+        results = Path(opt.results_dir) if opt.results_dir else Path.cwd() / "results"
         try:
             plans, note = plan_boards(_csv(opt.board), opt.backend, opt.port)
             variants = select_variants(_csv(opt.variant))
+            fault_link = getattr(opt, "fault_link", None)
+            if fault_link:
+                from harness.faultlink import FaultSpec
+                FaultSpec.parse(fault_link)
+            from harness.results import check_writable
+            check_writable(results)
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
         results = Path(opt.results_dir) if opt.results_dir else Path.cwd() / "results"
@@ -79,7 +92,8 @@ def _session(config):
         session = Session(plans, variants, results, port=opt.port, note=note,
                           extra_manifest={"command": sys.argv},
                           firmware_path=Path(firmware_path) if firmware_path else None,
-                          shared_run=hasattr(config, "workerinput"))    # an xdist worker
+                          shared_run=hasattr(config, "workerinput"),    # an xdist worker
+                          fault_link=fault_link, reply_timeout=getattr(opt, "reply_timeout", None))
         if opt.run_id:
             session.run_id = opt.run_id
             session.run_dir = results / opt.run_id
@@ -157,9 +171,12 @@ def dut(case, firmware, tinyhil_session, progress):
         pytest.skip(f"{case.variant.name} does not fit {case.board.name}: {'; '.join(firmware.problems)}")
     with progress.step(f"starting {case.board.name} on {case.backend}"):
         try:
-            return tinyhil_session.dut(case)
+            running = tinyhil_session.dut(case)
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
+    yield running
+    from harness.supervision import after_test
+    after_test(tinyhil_session, case, running)
 
 
 @pytest.fixture
@@ -231,6 +248,18 @@ def pytest_sessionfinish(session, exitstatus):
     if tinyhil is not None:
         status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
         tinyhil.close(status)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A fault the harness could not recover from is a failure without a traceback: its
+    message says what happened, and the run goes on with the next test."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and report.failed:
+        from harness.recovery import DutFault
+        if isinstance(call.excinfo.value, DutFault):
+            report.longrepr = str(call.excinfo.value)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -7,14 +7,17 @@ covers the rest), and every request is idempotent, so a resend is always safe.
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import serial
 
+from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
-from harness.wire import (DTYPE_NAME, ERR, ERR_NAME, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
+from harness.wire import (DTYPE_NAME, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
                           Frame, crc16, encode)
 
 IDENTITY_FIXED = struct.Struct("<BBIIHHHHBHB8s8s")
@@ -78,22 +81,41 @@ class LinkStats:
 class DutClient:
     port: serial.SerialBase
     timeout: float = 2.0             # seconds to wait for a reply before resending
-    retries: int = 5                 # resends before giving up
+    retries: int = 5                 # resends after silence (no byte back) before giving up
+    #: resends after the DUT showed it is alive but the frame was damaged (BAD_CRC, a garbled
+    #: reply): a noisy link is worth many more tries than a silent one
+    corrupt_retries: int = 40
     max_payload: int = 64            # until IDENTIFY tells the real value
     stats: LinkStats = field(default_factory=LinkStats)
     identity: Identity | None = None
+    #: pid of the emulator or native DUT process: reply timeouts then follow its CPU time
+    #: (harness.cpu_watch), so a loaded host gives no false timeouts
+    watch_pid: int | None = None
+    #: called after a reply timed out: (kind, detail) when the DUT's process has exited or is
+    #: stopped, so a dead or hung DUT is reported at once instead of after every retry
+    alive_check: Callable[[], tuple[str, str] | None] | None = None
 
     def __post_init__(self):
         self._seq = 0
         self._decoder = Decoder()
+        self._last_sent = 0
 
     @classmethod
     def open(cls, url: str, baud: int = 115200, **kwargs) -> "DutClient":
+        device = "://" not in url
+        if device and not os.path.exists(url):
+            raise ProtocolError(f"serial port {url} does not exist: is the board plugged in? "
+                                "`python -m serial.tools.list_ports` lists the ports there are; "
+                                "pass the right one with --port")
         try:
-            port = serial.serial_for_url(url, baudrate=baud, timeout=0.05)
+            # exclusive: a second program on the same port would steal bytes from either side
+            port = serial.serial_for_url(url, baudrate=baud, timeout=0.05,
+                                         **({"exclusive": True} if device else {}))
         except (serial.SerialException, OSError, ValueError) as exc:   # ValueError: unknown URL scheme
-            raise ProtocolError(f"cannot open serial port {url}: {exc}. Check that it exists and "
-                                "that no other program (a serial monitor, another test run) holds it") from None
+            busy = "lock" in str(exc).lower() or "busy" in str(exc).lower()
+            problem = "is busy: another program holds it" if busy else f"cannot be opened: {exc}"
+            raise ProtocolError(f"serial port {url} {problem}. Close the other program (a serial "
+                                "monitor, avrdude, another test run) and try again") from None
         return cls(port, **kwargs)
 
     def close(self) -> None:
@@ -150,8 +172,12 @@ class DutClient:
     def _send(self, msg_type: int, payload: bytes) -> int:
         self._seq = (self._seq + 1) & 0xFF
         frame = encode(msg_type, self._seq, payload)
-        self.port.write(frame)
+        try:
+            self.port.write(frame)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkLost(f"writing to {self.port.portstr} failed: {exc}") from None
         self.stats.bytes_sent += len(frame)
+        self._last_sent = len(frame)
         return self._seq
 
     def _request(self, msg_type: int, payload: bytes, reply_type: int,
@@ -161,14 +187,26 @@ class DutClient:
         self.stats.requests += 1
         retries = self.retries if retries is None else retries
         last_problem = "no reply"
-        for attempt in range(retries + 1):
-            if attempt:
+        silent = damaged = 0
+        timed_out = False
+        while silent <= retries and damaged <= self.corrupt_retries:
+            if silent or damaged:
                 self.stats.resends += 1
+            if timed_out:
+                self._resync()
             seq = self._send(msg_type, payload)
             frame = self._await(seq, timeout or self.timeout)
+            timed_out = frame is None
             if frame is None:
                 self.stats.timeouts += 1
                 last_problem = f"no reply within {timeout or self.timeout:.1f} s"
+                problem = self.alive_check() if self.alive_check else None
+                if problem:
+                    raise NoReply(f"{_name(msg_type)} got no reply on {self.port.portstr}: {problem[1]}")
+                if self._heard:
+                    damaged += 1         # bytes came back, but no intact reply: a damaged one
+                else:
+                    silent += 1
                 continue
             if frame.type == reply_type:
                 return frame
@@ -177,6 +215,7 @@ class DutClient:
                 if code == ERR["BAD_CRC"]:
                     self.stats.crc_errors_reported += 1
                     last_problem = "the DUT received a corrupted frame"
+                    damaged += 1
                     continue
                 if code == ERR["VECTOR_MISMATCH"]:
                     raise _VectorMismatch()
@@ -184,24 +223,59 @@ class DutClient:
                 raise ProtocolError(f"the DUT refused {_name(msg_type)}: "
                                     f"{ERR_NAME.get(code, code)} (detail {detail})")
             last_problem = f"unexpected {frame.name} reply"
-        raise ProtocolError(f"{_name(msg_type)} failed after {retries + 1} tries on "
+            damaged += 1
+        raise NoReply(f"{_name(msg_type)} failed after {silent + damaged} tries on "
                             f"{self.port.portstr}: {last_problem}. Is the board running the tinyhil "
                             "firmware, at the right baud rate?")
 
+    def _resync(self) -> None:
+        """After a lost reply the DUT's parser may sit inside a frame that lost a byte, waiting
+        for up to max_payload more: it would swallow the start of the resent frame too. Zero
+        bytes (never SYNC) complete any such frame, which then fails its CRC, and leave the
+        parser hunting for SYNC: one timeout per lost byte instead of two. The host's own
+        decoder may hold a reply that lost a byte in the same way: it starts afresh."""
+        self._decoder = Decoder()
+        # The frame that may be stuck is the last one sent: as many bytes as it had suffice.
+        padding = bytes(self._last_sent or (self.max_payload + OVERHEAD))
+        try:
+            self.port.write(padding)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkLost(f"writing to {self.port.portstr} failed: {exc}") from None
+        self.stats.bytes_sent += len(padding)
+
     def _await(self, seq: int, timeout: float) -> Frame | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            data = self.port.read(max(1, self.port.in_waiting))
+        deadline = ProgressDeadline(self.watch_pid, timeout)
+        self._heard = False
+        while True:
+            try:
+                data = self.port.read(max(1, self.port.in_waiting))
+            except (serial.SerialException, OSError, TypeError) as exc:
+                # TypeError: pyserial's pty read after the other side vanished (fd is None)
+                raise LinkLost(f"reading from {self.port.portstr} failed: {exc}") from None
             if not data:
+                if deadline.expired():
+                    return None
                 continue
             self.stats.bytes_received += len(data)
+            self._heard = True
             rejected = self._decoder.rejected
             frames = self._decoder.feed(data)
             self.stats.frames_rejected += self._decoder.rejected - rejected
             for frame in frames:
                 if frame.seq == seq:
                     return frame         # replies to earlier, resent requests are dropped
-        return None
+            if self._decoder.rejected > rejected and len(self._decoder.buffer) < HEADER_SIZE:
+                return None              # a damaged reply: resend now, not after the timeout
+            if deadline.expired():       # a stream of garbage must not hold us either
+                return None
+
+
+class NoReply(ProtocolError):
+    """The DUT did not answer a request, even after every resend."""
+
+
+class LinkLost(ProtocolError):
+    """The serial port itself failed (unplugged, re-enumerated, the other end closed)."""
 
 
 class _VectorMismatch(Exception):

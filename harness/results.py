@@ -65,6 +65,18 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
+def check_writable(results_dir: Path) -> None:
+    """Fail early, and clearly, when run folders cannot be written under `results_dir`."""
+    path = Path(results_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise HarnessError(f"the results folder {path} cannot be written ({exc.strerror or exc}): "
+                           "pick a writable one with --results-dir, or fix its permissions") from None
+
+
 def validate(fields: dict) -> dict:
     """Check a caller's fields and return them in record order (without the filled-in ones)."""
     filled = {"run_id", "time", "harness_version"} & fields.keys()

@@ -14,6 +14,7 @@ from harness.errors import BackendError, BoardError, HarnessError
 from harness.firmware import Firmware, build_firmware
 from harness.models import ExportedModel, ModelVariant, export, get_variant, list_variants
 from harness.protocol import DutClient
+from harness.supervision import attach_supervisor, healthy, insert_fault_link
 from harness.results import Recorder, new_run_id, write_manifest
 
 
@@ -104,6 +105,8 @@ class Session:
     # An xdist worker: the controller owns the run folder's manifest and parquet; the worker
     # only appends its records to the shared records.jsonl.
     shared_run: bool = False
+    fault_link: str | None = None      # a harness.faultlink.FaultSpec text: faults on every link
+    reply_timeout: float | None = None # seconds; None: the board file's reply_timeout_s, else 2
 
     def __post_init__(self):
         self.run_dir = Path(self.results_dir) / self.run_id
@@ -111,6 +114,7 @@ class Session:
         self._exports: dict[str, ExportedModel] = {}
         self._firmware: dict[str, Firmware] = {}
         self._running: dict[tuple[str, str], tuple[str, Dut]] = {}
+        self._link_seen: dict[int, tuple] = {}
 
     @property
     def cases(self) -> list[Case]:
@@ -177,20 +181,20 @@ class Session:
         firmware = self.firmware(case)
         slot = (case.board.name, case.backend)
         running = self._running.get(slot)
-        if running and running[0] == firmware.build_id:
+        if running and running[0] == firmware.build_id and healthy(running[1]):
             return running[1]
         if running:
             _stop(running[1])
             del self._running[slot]
-        backend = get_backend(case.backend)
         options = {"port": self.port}
         if case.backend == "hardware":
             options["skip_flash"] = self._board_holds(case, firmware)
-        target = backend.start(case.board, firmware, options)
+        target = self._start_target(case, firmware, options)
         settings = case.board.backend_settings(case.backend)
         try:
             client = DutClient.open(target.url, baud=case.board.baud,
-                                    timeout=float(settings.get("reply_timeout_s", 2.0)))
+                                    timeout=self.reply_timeout or float(settings.get("reply_timeout_s", 2.0)))
+            client.watch_pid = target.info.get("pid")
             identity = self._identify(client, case)
         except Exception:
             target.stop()
@@ -203,8 +207,15 @@ class Session:
         except Exception:
             _stop(dut)
             raise
+        attach_supervisor(self, dut, case, firmware, options)
         self._running[slot] = (firmware.build_id, dut)
         return dut
+
+    def _start_target(self, case: Case, firmware: Firmware, options: dict):
+        target = get_backend(case.backend).start(case.board, firmware, options)
+        if self.fault_link:
+            target = insert_fault_link(target, self.fault_link)
+        return target
 
 
     @staticmethod

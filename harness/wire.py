@@ -47,6 +47,13 @@ ERR = {
     "MODEL_FAILED": 7,       # the model returned non-zero
 }
 
+# IDENTITY flag bits.
+FLAG = {
+    "HOST_CLOCK": 0x01,          # the cycle counter is host wall time (native build)
+    "IDENTIFIED_BEFORE": 0x02,   # this DUT has answered IDENTIFY since it booted: when clear on a
+                                 # re-IDENTIFY, the DUT was reset in between
+}
+
 # A per-run cycle count the DUT could not measure (its counter ran backwards).
 CYCLES_INVALID = 0xFFFFFFFF
 
@@ -170,5 +177,7 @@ def c_header() -> str:
     lines += [f"#define TINYHIL_ERR_{name} {code}" for name, code in ERR.items()]
     lines.append("")
     lines += [f"#define TINYHIL_DTYPE_{name.upper()} {code}" for name, code in DTYPE.items()]
+    lines.append("")
+    lines += [f"#define TINYHIL_FLAG_{name} 0x{code:02X}" for name, code in FLAG.items()]
     lines += ["", "#endif", ""]
     return "\n".join(lines)

@@ -25,6 +25,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The DUT parser's fuzz test (libFuzzer with ASan/UBSan). Best effort: the package names
+# differ between releases, and the test skips with its reason when they are missing.
+FUZZ_PACKAGES=(clang libclang-rt-dev)    # Debian 12: clang-14, libclang-rt-14-dev
+if ! command -v clang >/dev/null 2>&1 || ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "ok installed"; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${FUZZ_PACKAGES[@]}" \
+    || echo "setup: could not install ${FUZZ_PACKAGES[*]}: the parser fuzz test will be skipped"
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # parallel: pytest-xdist; labgrid: boards on other hosts (its tests run a coordinator on loopback)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 
 from harness.backends import Availability, Backend, Target
 from harness.backends.process import read_announcement, stop_process
 from harness.boards import Board
+from harness.errors import BackendError
 from harness.fidelity import WALL_CLOCK
 from harness.tools import find_tool
 
@@ -31,4 +33,11 @@ class NativeBackend(Backend):
         pty = read_announcement(proc, "TINYHIL_PTY", 10, command)
         return Target(url=pty, backend=self.name, fidelity=self.fidelity, board=board,
                       description=" ".join(command), stop_fn=lambda: stop_process(proc),
-                      info={"pid": proc.pid, "process": proc})
+                      reset_fn=lambda: _reset(proc), info={"pid": proc.pid, "process": proc})
+
+
+def _reset(proc: subprocess.Popen) -> None:
+    """The native port restarts itself from scratch on SIGUSR1, on the same pty."""
+    if proc.poll() is not None:
+        raise BackendError(f"the native DUT (pid {proc.pid}) has exited with status {proc.returncode}")
+    proc.send_signal(signal.SIGUSR1)

@@ -49,6 +49,7 @@ static uint32_t output_words[(TINYHIL_OUTPUT_CAPACITY + 3) / 4];
 #define OUTPUT ((uint8_t *)output_words)
 static uint32_t run_cycles[TINYHIL_MAX_RUNS];
 static uint32_t counter_overhead;   /* cycles one back-to-back counter read costs */
+static uint8_t identified;          /* IDENTITY sent since boot: zeroed by every reset */
 
 /* Parser state. */
 enum { HUNT, HEADER, BODY, TRAILER };
@@ -157,7 +158,8 @@ static void send_identity(uint8_t seq)
     const char *board = TINYHIL_BOARD_NAME;
     const char *model = tinyhil_model_info.id;
     uint8_t board_len = (uint8_t)strlen(board), model_len = (uint8_t)strlen(model);
-    uint8_t fixed[2] = {TINYHIL_PROTOCOL_VERSION, TINYHIL_FLAGS};
+    uint8_t fixed[2] = {TINYHIL_PROTOCOL_VERSION,
+                        (uint8_t)(TINYHIL_FLAGS | (identified ? TINYHIL_FLAG_IDENTIFIED_BEFORE : 0))};
     tx_begin(TINYHIL_MSG_IDENTITY, seq, (uint16_t)(2 + 4 + 4 + 2 + 2 + 2 + 3 + 3 + 8 + 8 + 1 + board_len + 1 + model_len));
     tx_bytes(fixed, 2);
     tx_u32(TINYHIL_CLOCK_HZ);
@@ -176,6 +178,7 @@ static void send_identity(uint8_t seq)
     tx_bytes(&model_len, 1);
     tx_bytes((const uint8_t *)model, model_len);
     tx_end();
+    identified = 1;
 }
 
 /* Warm-up runs, then `runs` timed runs with the marker high around the timed loop alone. */

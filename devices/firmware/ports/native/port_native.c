@@ -1,10 +1,12 @@
 /* Native port: the DUT as a host process. Its serial link is a pseudo-terminal whose slave
  * path it prints as "TINYHIL_PTY <path>"; its counter is CLOCK_MONOTONIC in nanoseconds
- * (wall-clock time of the host, not a microcontroller figure). */
+ * (wall-clock time of the host, not a microcontroller figure). SIGUSR1 resets it as a RESET
+ * pin would: the program starts again from scratch (exec), on the same pseudo-terminal. */
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <termios.h>
@@ -16,9 +18,54 @@
 static int master = -1;
 static uint8_t out[8192];
 static size_t out_len;
+static char self_exe[4096];
+
+#define PTY_FD_ENV "TINYHIL_NATIVE_PTY_FD"
+
+/* Reset: every static is lost, as on a microcontroller; the pty's master fd is inherited
+ * (it is not close-on-exec) and named in the environment. execve is async-signal-safe. */
+static void on_reset(int sig)
+{
+    (void)sig;
+    static char fd_env[64];
+    char *argv[] = {self_exe, NULL};
+    char *envp[] = {fd_env, NULL};
+    int n = master, i = 0;
+    char digits[16];
+    const char *prefix = PTY_FD_ENV "=";
+    while (prefix[i]) { fd_env[i] = prefix[i]; i++; }
+    int d = 0;
+    do { digits[d++] = (char)('0' + n % 10); n /= 10; } while (n);
+    while (d) fd_env[i++] = digits[--d];
+    fd_env[i] = 0;
+    execve(self_exe, argv, envp);
+    _exit(3);                        /* exec failed: die rather than run on in a half state */
+}
+
+static void arm_reset(void)
+{
+    ssize_t len = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    if (len <= 0)
+        return;                      /* no reset without knowing our own program */
+    self_exe[len] = 0;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_reset;
+    sa.sa_flags = SA_NODEFER;        /* the signal mask survives exec: keep SIGUSR1 unblocked */
+    sigaction(SIGUSR1, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
 
 void tinyhil_port_init(void)
 {
+    const char *inherited = getenv(PTY_FD_ENV);
+    if (inherited) {                 /* started again by a reset: same pty, nothing to announce */
+        master = atoi(inherited);
+        arm_reset();
+        return;
+    }
     master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || grantpt(master) || unlockpt(master)) {
         perror("tinyhil native: cannot create a pseudo-terminal");
@@ -37,6 +84,7 @@ void tinyhil_port_init(void)
     tcsetattr(slave, TCSANOW, &tio);
     printf("TINYHIL_PTY %s\n", name);
     fflush(stdout);
+    arm_reset();
 }
 
 uint8_t tinyhil_port_read(void)

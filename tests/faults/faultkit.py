@@ -1,0 +1,60 @@
+"""Shared by the fault suite: a real session on a real backend, and fault actions on it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from harness.session import Session, plan_boards, select_variants
+
+
+def start_session(tmp_path: Path, board: str, backend: str, variant: str,
+                  fault_link: str | None = "flip=0", reply_timeout: float | None = None):
+    """A Session with one case and its running DUT (through a FaultLink when fault_link)."""
+    plans, _ = plan_boards([board], backend, None)
+    if not plans[0].availability.ok:
+        import pytest
+        pytest.skip(f"{backend} cannot run {board} here: {plans[0].availability}")
+    session = Session(plans, select_variants([variant]), tmp_path / "results", fault_link=fault_link)
+    case = session.cases[0]
+    dut = session.dut(case)
+    if reply_timeout:
+        dut.client.timeout = reply_timeout
+    return session, case, dut
+
+
+def pid_of(dut) -> int:
+    return dut.target.info["pid"]
+
+
+def hang(dut) -> None:
+    os.kill(pid_of(dut), signal.SIGSTOP)
+
+
+def kill(dut) -> None:
+    os.kill(pid_of(dut), signal.SIGKILL)
+
+
+def failures(session) -> list[dict]:
+    return [r for r in session.recorder.records if r["metric"] == "failure"] if session.recorder else []
+
+
+def classify_checked(dut, indices) -> list[bool]:
+    """Infer each vector; True where the output equals the host reference."""
+    exported = dut.exported
+    ok = []
+    for i in indices:
+        out = exported.decode_output(dut.infer(exported.vector_bytes(i)).output)
+        ok.append(list(map(int, list(out))) == list(map(int, list(exported.host_reference[i]))))
+    return ok
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

@@ -1,0 +1,162 @@
+"""Bad input gets a clear error naming the problem and the fix, and never a traceback."""
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import serial
+
+from faultkit import start_session
+from harness.boards import load_board_file
+from harness.dut import Dut
+from harness.errors import BoardError, HarnessError, ProtocolError
+from harness.firmware import build_firmware
+from harness.models import export
+from harness.paths import boards_dir
+from harness.protocol import DutClient
+from harness.wire import c_header
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tinyhil_pytest(*args, env=None):
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                         cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **(env or {})})
+    return run.returncode, run.stdout + run.stderr
+
+
+def assert_clear(output: str, *words: str):
+    assert "Traceback" not in output, output[-3000:]
+    for word in words:
+        assert word in output, f"{word!r} missing from:\n{output[-3000:]}"
+
+
+def test_unknown_board(tmp_path):
+    code, out = tinyhil_pytest("suites/", "--board=nosuchboard", f"--results-dir={tmp_path}")
+    assert code != 0
+    assert_clear(out, "unknown board nosuchboard", "known boards are", "devices/boards/NAME.toml")
+
+
+def test_unknown_backend(tmp_path):
+    code, out = tinyhil_pytest("suites/", "--board=uno", "--backend=renode9", f"--results-dir={tmp_path}")
+    assert code != 0
+    assert_clear(out, "unknown backend 'renode9'", "choose one of")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("name = 'broken'\nclock_hz = [", ("not valid TOML",)),
+    ("name = 'broken'\ndescription = 'x'\n", ("lacks", "arch", "uno.toml")),
+], ids=["malformed", "incomplete"])
+def test_bad_board_file(tmp_path, text, words):
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    for path in boards_dir().glob("*.toml"):
+        (boards / path.name).write_text(path.read_text())
+    (boards / "broken.toml").write_text(text)
+    with pytest.raises(BoardError) as exc:
+        load_board_file(boards / "broken.toml")
+    assert all(w in str(exc.value) for w in words)
+    code, out = tinyhil_pytest("suites/", "--board=native", f"--results-dir={tmp_path / 'r'}",
+                               env={"TINYHIL_BOARDS_DIR": str(boards)})
+    assert code != 0
+    assert_clear(out, "broken.toml", *words)
+
+
+def test_missing_toolchain(tmp_path):
+    code, out = tinyhil_pytest("suites/test_footprint.py", "--board=uno", "--backend=simavr",
+                               "--variant=dtree_emlearn", f"--results-dir={tmp_path}",
+                               env={"TINYHIL_AVR_GCC": "/nonexistent/avr-gcc", "TINYHIL_CACHE": str(tmp_path / "c")})
+    assert code != 0
+    assert_clear(out, "avr-gcc is not installed", "apt-get install gcc-avr")
+
+
+def test_missing_emulator_is_a_skip_with_its_reason(tmp_path):
+    code, out = tinyhil_pytest("suites/test_smoke.py", "-rs", "--board=uno", "--backend=qemu",
+                               "--variant=dtree_emlearn", f"--results-dir={tmp_path}",
+                               env={"TINYHIL_QEMU_AVR": "/nonexistent/qemu-system-avr"})
+    assert code == 0
+    assert_clear(out, "SKIPPED", "qemu", "apt-get install qemu-system-misc")
+
+
+def test_model_too_big_for_the_board(tmp_path):
+    code, out = tinyhil_pytest("suites/test_accuracy.py", "suites/test_footprint.py", "-rs",
+                               "--board=uno", "--backend=simavr", "--variant=mlp_emlearn",
+                               f"--results-dir={tmp_path}")
+    assert code == 0
+    assert_clear(out, "mlp_emlearn does not fit uno", "B available on uno")
+
+
+def test_firmware_with_another_model_hash(tmp_path):
+    """A DUT running another model's build: named, with the fix."""
+    session, case, dut = start_session(tmp_path, "native", "native", "dtree_emlearn", fault_link=None)
+    try:
+        other = export("rf_emlearn")
+        wrong = Dut(dut.target, dut.firmware, other, dut.client, dut.identity)
+        with pytest.raises(ProtocolError) as exc:
+            wrong.check_identity()
+        assert "runs other firmware" in str(exc.value) and "model hash" in str(exc.value)
+        assert "Flash the harness's build again" in str(exc.value)
+    finally:
+        session.close()
+
+
+def test_firmware_speaking_another_protocol_version(tmp_path):
+    """The real runtime built with its header saying version 9: the harness refuses it."""
+    from harness.boards import get_board
+    include = tmp_path / "include"
+    include.mkdir()
+    (include / "tinyhil_wire.h").write_text(c_header().replace("TINYHIL_PROTOCOL_VERSION 1", "TINYHIL_PROTOCOL_VERSION 9"))
+    fw = Path(build_firmware(get_board("native"), export("dtree_emlearn")).elf)
+    command = (fw.parent / "command.txt").read_text().split()
+    command[command.index("-o") + 1] = str(tmp_path / "dut_v9")
+    # -include: this header comes first, and its include guard keeps the real one out
+    command[1:1] = ["-include", str(include / "tinyhil_wire.h")]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
+    proc = subprocess.Popen([str(tmp_path / "dut_v9")], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        pty = proc.stdout.readline().decode().split()[1]
+        client = DutClient.open(pty, timeout=1.0)
+        with pytest.raises(ProtocolError, match=r"speaks protocol v9, this harness v1: rebuild the firmware"):
+            client.identify()
+        client.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_absent_port():
+    with pytest.raises(ProtocolError, match="does not exist.*list_ports.*--port"):
+        DutClient.open("/dev/ttyACM_absent")
+
+
+def test_busy_port(tmp_path):
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    holder = serial.Serial(path, exclusive=True)      # another program holds it
+    try:
+        with pytest.raises(ProtocolError, match="is busy: another program holds it. Close the other program"):
+            DutClient.open(path)
+    finally:
+        holder.close()
+        os.close(slave)
+        os.close(master)
+
+
+def test_results_folder_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, out = tinyhil_pytest("suites/test_footprint.py", "--board=native", f"--results-dir={blocker / 'results'}")
+    assert code != 0
+    assert_clear(out, "results folder", "cannot be written", "--results-dir")
+
+
+def test_cli_report_of_nothing_is_clear(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "harness", "report", str(tmp_path)], cwd=REPO,
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert_clear(run.stderr, "no run records", "results/<run-id>")
+    assert isinstance(HarnessError("x"), Exception) and fcntl

@@ -1,0 +1,48 @@
+"""The fault-injecting link on the real link to a real DUT: flipped, dropped, duplicated and
+delayed bytes are all caught by the protocol and resent; no output is ever wrong."""
+
+import pytest
+
+from faultkit import classify_checked, failures, start_session
+from harness.faultlink import FaultSpec, FaultSpecError
+from harness.supervision import note_link_faults
+
+TARGETS = [("native", "native", "dtree_emlearn"), ("uno", "simavr", "dtree_emlearn")]
+FAULTS = {
+    "flip": "flip=0.005",
+    "drop": "drop=0.002",
+    "dup": "dup=0.005",
+    "delay": "delay=0.01,delay_ms=30",
+    "all": "flip=0.003,drop=0.001,dup=0.003,delay=0.002,delay_ms=30",
+}
+VECTORS = 15
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=["native", "uno-simavr"])
+@pytest.mark.parametrize("kind", FAULTS)
+def test_faulty_link_gives_only_correct_outputs(tmp_path, target, kind):
+    if kind == "all" and target[1] != "native":
+        pytest.skip("every fault at once runs on the native board only, to keep the suite short")
+    spec = FAULTS[kind] + ",seed=7"
+    session, case, dut = start_session(tmp_path, *target, fault_link=spec, reply_timeout=0.2)
+    try:
+        ok = classify_checked(dut, range(VECTORS))
+        link = dut.target.info["faultlink"]
+        injected = {k: v for k, v in link.counts.items() if v}
+        assert injected, f"{spec} injected nothing in {VECTORS} exchanges"
+        assert all(ok), f"{ok.count(False)} wrong outputs with {injected}"
+        if kind != "delay":       # a 30 ms stall is inside the reply timeout: nothing to resend
+            record = note_link_faults(session, case, dut)
+            assert record is not None and record["detail"].startswith("kind=link")
+        assert all(r["unit"] == "event" for r in failures(session))
+    finally:
+        session.close()
+
+
+def test_fault_spec_parses_and_rejects_nonsense():
+    spec = FaultSpec.parse("flip=0.01, drop=0.5,seed=3,direction=to_dut")
+    assert (spec.flip, spec.drop, spec.seed, spec.direction) == (0.01, 0.5, 3, "to_dut")
+    for bad, word in (("flip=2", "between 0 and 1"), ("flop=0.1", "not understood"),
+                      ("flip=lots", "not a number"), ("direction=up", "to_dut")):
+        with pytest.raises(FaultSpecError, match=word):
+            FaultSpec.parse(bad)

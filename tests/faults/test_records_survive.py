@@ -1,0 +1,79 @@
+"""No lost or wrong records: a run killed with SIGKILL keeps every record it took and reads
+as incomplete; a run over a link that flips 1 % of its bytes gives exactly the figures of a
+clean run (simavr: cycle-exact, so equal means equal)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.backends import get_backend
+from harness.boards import get_board
+from harness.results import RECORDS_JSONL, read_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_suites(results: Path, run_id: str, *args: str, **popen) -> subprocess.Popen:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               f"--results-dir={results}", f"--run-id={run_id}", *args]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **popen)
+
+
+def records_of(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / RECORDS_JSONL).read_text().splitlines()]
+
+
+def test_sigkill_mid_run_keeps_every_record_and_report_marks_it_incomplete(tmp_path):
+    proc = run_suites(tmp_path, "killed", "suites/", "--board=native", "--latency-runs=50",
+                      "--fault-link=delay=0.02,delay_ms=5", start_new_session=True)
+    jsonl = tmp_path / "killed" / RECORDS_JSONL
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if jsonl.exists() and len(jsonl.read_bytes().splitlines()) >= 6:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed:\n{proc.stdout.read()[-2000:]}"
+    os.killpg(proc.pid, signal.SIGKILL)       # the test process and its DUTs, no clean-up at all
+    proc.wait()
+    lines = jsonl.read_bytes().splitlines()
+    records = [json.loads(line) for line in lines]    # every line is a whole record
+    assert len(records) >= 6
+    assert read_manifest(tmp_path / "killed")["status"] == "running"
+
+    report = subprocess.run([sys.executable, "-m", "harness", "report", str(tmp_path / "killed"),
+                             "--out", str(tmp_path / "report")], cwd=REPO, capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    assert "Traceback" not in report.stderr
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "did not finish" in markdown and "killed" in markdown
+
+
+def test_one_percent_flipped_bytes_give_the_figures_of_a_clean_run(tmp_path):
+    board = get_board("uno")
+    if not get_backend("simavr").availability(board).ok:
+        pytest.skip(f"simavr cannot run here: {get_backend('simavr').availability(board)}")
+    common = ["suites/test_accuracy.py", "suites/test_latency.py", "--board=uno", "--backend=simavr",
+              "--variant=dtree_emlearn", "--vectors=20", "--latency-runs=8", "--reply-timeout=0.3"]
+    clean = run_suites(tmp_path, "clean", *common)
+    out = clean.communicate(timeout=300)[0]
+    assert clean.returncode == 0, out[-3000:]
+    faulty = run_suites(tmp_path, "flipped", *common, "--fault-link=flip=0.01,seed=11")
+    out = faulty.communicate(timeout=300)[0]
+    assert faulty.returncode == 0, out[-3000:]
+
+    def figures(run):
+        return {(r["metric"], r["statistic"]): (r["value"], r["unit"], r["fidelity"], r["n"])
+                for r in records_of(tmp_path / run) if r["metric"] != "failure"}
+
+    assert figures("clean") == figures("flipped")
+    assert {m for m, _ in figures("clean")} >= {"accuracy", "agreement", "latency_us", "latency_cycles"}
+    link = [r for r in records_of(tmp_path / "flipped") if r["metric"] == "failure"]
+    assert link and all(r["detail"].startswith("kind=link") for r in link), link
+    assert not [r for r in records_of(tmp_path / "clean") if r["metric"] == "failure"]
