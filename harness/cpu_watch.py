@@ -49,6 +49,8 @@ def process_state(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
+    if ")" not in stat:          # read while the process was being reaped: it is gone
+        return None
     return stat[stat.rindex(")") + 2]
 
 

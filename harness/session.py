@@ -13,7 +13,7 @@ from harness.dut import Dut
 from harness.errors import BackendError, BoardError, HarnessError
 from harness.firmware import Firmware, build_firmware
 from harness.models import ExportedModel, ModelVariant, export, get_variant, list_variants
-from harness.protocol import DutClient
+from harness.protocol import DutClient, LinkStats
 from harness.supervision import attach_supervisor, healthy, insert_fault_link
 from harness.results import Recorder, new_run_id, write_manifest
 
@@ -225,9 +225,12 @@ class Session:
             return client.identify()
         timeout, client.timeout = client.timeout, 0.4
         try:
-            return client.identify(attempts=12)
+            identity = client.identify(attempts=12)
         finally:
             client.timeout = timeout
+        # Asking again while the bootloader ran is expected, not a fault of the link.
+        client.stats = LinkStats()
+        return identity
 
     def _board_holds(self, case: Case, firmware: Firmware) -> bool:
         """Does the attached board already run this exact build? Then it is not flashed again."""

@@ -167,7 +167,7 @@ def test_suites_run_on_a_labgrid_place_waiting_while_it_is_held(remote_uno, tmp_
     assert "tinyhil: uno on hardware (auto" in out or "uno on hardware" in out
     records = read_jsonl(tmp_path / "results" / "uno-remote" / "records.jsonl")
     assert {r["backend"] for r in records} == {"hardware"}
-    assert {r["fidelity"] for r in records} == {"wall-clock"}   # host_roundtrip_ms only
+    assert {r["fidelity"] for r in records} == {"wall-clock"}, [(r["metric"], r["detail"]) for r in records]   # host_roundtrip_ms only
     assert bridge.connections >= 2           # avrdude's upload, then the DUT client
     assert lab.holder("uno-remote") is None, "the place was not released after the run"
 
