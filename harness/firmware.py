@@ -228,19 +228,25 @@ def _compile(compiler, flags, defines, includes, sources, out_dir, elf, link_err
         if run.returncode != 0 or not target.exists():
             raise BuildError(f"firmware build failed for {out_dir.name}:\n{' '.join(cmd)}\n"
                              f"{_last_lines(run.stderr, 30)}")
-        (tmp / STACK_FILE).write_text("".join(p.read_text() for p in sorted(tmp.glob("*.su"))))
         if arch == "avr" and not (tmp / link_error.name).exists():
             objcopy = require("avr-objcopy", "to make the Intel hex file avrdude uploads")
             subprocess.run([str(objcopy), "-O", "ihex", "-R", ".eeprom", str(target),
                             str(target.with_suffix(".hex"))], check=True, capture_output=True)
         (tmp / "command.txt").write_text(" ".join(cmd) + "\n")
-        try:
-            os.rename(tmp, out_dir)        # atomic: a parallel build of the same key may win
-        except OSError:
-            if not out_dir.exists():
-                raise
+        publish_build(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish_build(tmp: Path, out_dir: Path) -> None:
+    """Move a finished build into the cache in one step: a half-built folder is never seen,
+    and when a parallel build of the same key got there first, its result stands."""
+    (tmp / STACK_FILE).write_text("".join(p.read_text() for p in sorted(tmp.glob("*.su"))))
+    try:
+        os.rename(tmp, out_dir)
+    except OSError:
+        if not out_dir.exists():
+            raise
 
 
 def _last_lines(text: str, count: int = 6) -> str:

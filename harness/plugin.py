@@ -169,6 +169,10 @@ def dut(case, firmware, tinyhil_session, progress):
         pytest.skip(f"{case.backend} cannot run {case.board.name} here: {plan.availability}")
     if not firmware.fits:
         pytest.skip(f"{case.variant.name} does not fit {case.board.name}: {'; '.join(firmware.problems)}")
+    from harness.backends import get_backend
+    refusal = get_backend(case.backend).cannot_run(case.board, firmware)
+    if refusal:
+        pytest.skip(f"{case.variant.name} on {case.board.name}: {refusal}")
     with progress.step(f"starting {case.board.name} on {case.backend}"):
         try:
             running = tinyhil_session.dut(case)
@@ -276,6 +280,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for line in _plan_lines(tinyhil):
         terminalreporter.write_line(line)
     from rich.console import Console
-    print_table(table, console=Console(file=terminalreporter._tw._file, width=160,
+    print_table(table, console=Console(file=terminalreporter._tw._file, width=max(180, terminalreporter._tw.fullwidth),
                                        force_terminal=terminalreporter.hasmarkup))
     terminalreporter.write_line(f"records: {tinyhil.run_dir}   (rebuild: tinyhil report {tinyhil.run_dir})")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import __version__, fidelity
-from harness.backends import Availability, Target, get_backend
+from harness.backends import Availability, get_backend
 from harness.boards import Board, load_catalogue
 from harness.dut import Dut
 from harness.errors import BackendError, BoardError, HarnessError

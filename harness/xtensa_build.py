@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import shutil
 import struct
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from harness.boards import Board
 from harness.errors import BuildError, ToolMissing
-from harness.firmware import (OVERFLOW, STACK_FILE, Firmware, _content_key, _defines, _headers,
+from harness.firmware import (OVERFLOW, STACK_FILE, Firmware, publish_build, _content_key, _defines, _headers,
                               _last_lines, stack_bound)
 from harness.paths import cache_dir, firmware_dir
 from harness.tools import find_tool
@@ -182,15 +181,10 @@ def _build(chain, compiler, flags, defines, includes, sources, out_dir: Path) ->
             raise BuildError(f"linking the ESP32 firmware failed:\n{' '.join(map(str, link))}\n"
                              f"{_last_lines(run.stderr, 30)}")
         commands.append(link)
-        (tmp / STACK_FILE).write_text("".join(p.read_text() for p in sorted(tmp.glob("*.su"))))
         if not (tmp / "link-overflow.txt").exists():
             make_app_image(tmp / "dut.elf", tmp / "app.bin")
         (tmp / "command.txt").write_text("\n".join(" ".join(map(str, c)) for c in commands) + "\n")
-        try:
-            os.rename(tmp, out_dir)        # atomic: a parallel build of the same key may win
-        except OSError:
-            if not out_dir.exists():
-                raise
+        publish_build(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

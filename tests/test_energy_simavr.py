@@ -5,7 +5,6 @@ stream -> shared windowing) agrees with the exact model on a real DUT run."""
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +14,7 @@ import pytest
 from harness.boards import get_board
 from harness.energy import SampleChunk, WindowTooShort, power_model
 from harness.energy.measure import measure_energy
-from harness.energy.model import ModelMonitor, pulses_from_log
+from harness.energy.model import ModelMonitor
 from harness.energy.monitor import InstrumentMonitor, SampleSource
 from harness.tools import find_tool
 

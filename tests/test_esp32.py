@@ -5,9 +5,7 @@ flashing through the emulated ROM bootloader in download mode."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path

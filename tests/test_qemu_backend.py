@@ -31,3 +31,17 @@ def test_qemu_runs_the_firmware(board_name, tmp_path):
     finally:
         session.close()
     assert session._running == {}
+
+
+def test_programs_above_64_kb_are_refused_on_qemu_avr_with_the_reason(tmp_path):
+    """rf_large_emlearn is ~97 KB on the Mega: qemu-system-avr starts it with garbage in RAM
+    (the DUT then fails its identity check), so the backend says so up front instead."""
+    from harness.firmware import build_firmware
+    from harness.models import export
+    board = get_board("mega2560")
+    firmware = build_firmware(board, export("rf_large_emlearn"))
+    assert firmware.flash_bytes > 0x10000
+    reason = QEMU.cannot_run(board, firmware)
+    assert reason and "64 KB" in reason and "simavr" in reason
+    small = build_firmware(board, export("dtree_emlearn"))
+    assert QEMU.cannot_run(board, small) is None

@@ -64,6 +64,10 @@ class Backend(ABC):
     def availability(self, board: Board) -> Availability:
         """Can this backend run `board` on this machine? If not, why and how to fix it."""
 
+    def cannot_run(self, board: Board, firmware) -> str | None:
+        """Why this backend cannot run this particular firmware, or None (the default)."""
+        return None
+
     @abstractmethod
     def start(self, board: Board, firmware, options: dict) -> Target:
         """Flash or launch `firmware` (a harness.firmware.Firmware) and return a reachable Target.

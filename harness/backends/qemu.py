@@ -46,6 +46,16 @@ class QemuBackend(Backend):
             return Availability(False, f"{tool.name} is not installed", tool.install)
         return Availability(True)
 
+    def cannot_run(self, board: Board, firmware) -> str | None:
+        # Seen with qemu-system-avr 7.2 on -M mega2560: a program whose .data initialisers lie
+        # above 64 KB of flash starts with garbage in RAM (the start-up copy reads them with
+        # ELPM), while the same ELF runs correctly on simavr.
+        if board.arch == "avr" and firmware.flash_bytes > 0x10000:
+            return (f"qemu-system-avr does not start programs larger than 64 KB correctly (this one "
+                    f"is {firmware.flash_bytes:,} B: its RAM initialisers above 64 KB come out as "
+                    "garbage); run it on simavr (--backend simavr) or on the board")
+        return None
+
     def command(self, board: Board, firmware, port: int) -> list[str]:
         tool = find_tool(EXECUTABLES[board.arch])
         machine = board.backend_settings("qemu")["machine"]
