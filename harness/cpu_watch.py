@@ -14,6 +14,7 @@ spent runnable but waiting for one (run_delay), in nanoseconds.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,13 +46,21 @@ def process_times(pid: int) -> tuple[float, float] | None:
 
 def process_state(pid: int) -> str | None:
     """The kernel's one-letter state of `pid` (R running, S sleeping, T stopped, Z zombie...)."""
+    for _ in range(3):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None                  # no such process
+        if ")" in stat:
+            return stat[stat.rindex(")") + 2]
+        time.sleep(0.01)                 # a torn read: ask again rather than guess
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return None
-    if ")" not in stat:          # read while the process was being reaped: it is gone
-        return None
-    return stat[stat.rindex(")") + 2]
+    except PermissionError:
+        pass
+    return "?"                           # alive, state unknown: not a fault by itself
 
 
 def available() -> bool:

@@ -5,35 +5,37 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(
-  gcc make binutils                      # host builds: native DUT, simavr bridge, host references
-  gcc-avr avr-libc binutils-avr          # AVR firmware
-  simavr libsimavr-dev libelf-dev        # cycle-accurate AVR simulation (the bridge links libsimavr)
-  qemu-system-misc                       # qemu-system-avr
-  avrdude arduino-core-avr               # uploading to Arduinos (and Optiboot's source, for tests)
-  clang-22 llvm-22 binutils-xtensa-lx106 # ESP32 firmware: clang's Xtensa backend, the lx106 linker
-  arduino-builder arduino-ctags          # building Arduino sketches (users' own firmware, tested)
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+updated=""
+apt_install() {   # install the packages not installed yet; returns apt-get's status
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ -n "$updated" ] || { $SUDO apt-get update -qq; updated=1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Required: the AVR boards, the native board and the harness itself.
+REQUIRED=(
+  gcc make binutils                # host builds: native DUT, simavr bridge, host references
+  gcc-avr avr-libc binutils-avr    # AVR firmware
+  simavr libsimavr-dev libelf-dev  # cycle-accurate AVR simulation (the bridge links libsimavr)
+  qemu-system-misc                 # qemu-system-avr
+  avrdude arduino-core-avr         # uploading to Arduinos (and Optiboot's source, for tests)
   python3-venv python3-dev
 )
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+apt_install "${REQUIRED[@]}"
 
-# The DUT parser's fuzz test (libFuzzer with ASan/UBSan). Best effort: the package names
-# differ between releases, and the test skips with its reason when they are missing.
-FUZZ_PACKAGES=(clang libclang-rt-dev)    # Debian 12: clang-14, libclang-rt-14-dev
-if ! command -v clang >/dev/null 2>&1 || ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "ok installed"; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq || true
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${FUZZ_PACKAGES[@]}" \
-    || echo "setup: could not install ${FUZZ_PACKAGES[*]}: the parser fuzz test will be skipped"
-fi
+# Optional, each with the tests that skip (saying so) when its packages are missing: release
+# names differ between Debian and Ubuntu versions.
+apt_install clang-22 llvm-22 binutils-xtensa-lx106 \
+  || echo "setup: no clang-22/llvm-22/binutils-xtensa-lx106 here: ESP32 firmware builds will be skipped"
+apt_install arduino-builder arduino-ctags \
+  || echo "setup: no arduino-builder here: the Arduino-sketch test will be skipped"
+apt_install clang libclang-rt-dev \
+  || echo "setup: no clang/libclang-rt-dev here: the parser fuzz test will be skipped"
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
