@@ -53,6 +53,10 @@ def pytest_addoption(parser, pluginmanager):
                          "the MLPerf Tiny rule; 0.02 s of simulated time on emulators)")
     group.addoption("--energy-windows", type=int, default=5,
                     help="energy windows per figure; the median is reported, the spread kept")
+    group.addoption("--pio-project", default=None,
+                    help="your own PlatformIO project (the folder with platformio.ini): built with "
+                         "`pio run`, flashed to hardware with `pio run -t upload`; use with --pio-env")
+    group.addoption("--pio-env", default=None, help="the PlatformIO environment of --pio-project")
     group.addoption("--reply-timeout", type=float, default=None,
                     help="seconds to wait for a DUT reply before resending (default: the board "
                          "file's reply_timeout_s, else 2); it follows the emulator's CPU time")
@@ -85,6 +89,16 @@ def _session(config):
             raise pytest.UsageError(str(exc)) from None
         results = Path(opt.results_dir) if opt.results_dir else Path.cwd() / "results"
         firmware_path = getattr(opt, "firmware", None)
+        pio = None
+        if opt.pio_project:
+            if not opt.pio_env or firmware_path:
+                raise pytest.UsageError("--pio-project needs --pio-env ENV (and no --firmware)")
+            from harness import platformio
+            try:
+                firmware_path = platformio.build(Path(opt.pio_project), opt.pio_env)
+            except HarnessError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            pio = (Path(opt.pio_project), opt.pio_env)
         if firmware_path and (len(variants) != 1 or len(plans) != 1):
             raise pytest.UsageError(
                 "--firmware runs one prebuilt firmware: name its board with --board, one backend "
@@ -93,7 +107,8 @@ def _session(config):
                           extra_manifest={"command": sys.argv},
                           firmware_path=Path(firmware_path) if firmware_path else None,
                           shared_run=hasattr(config, "workerinput"),    # an xdist worker
-                          fault_link=fault_link, reply_timeout=getattr(opt, "reply_timeout", None))
+                          fault_link=fault_link, reply_timeout=getattr(opt, "reply_timeout", None),
+                          pio=pio)
         if opt.run_id:
             session.run_id = opt.run_id
             session.run_dir = results / opt.run_id

@@ -102,6 +102,7 @@ class Session:
     note: str = ""
     extra_manifest: dict = field(default_factory=dict)
     firmware_path: Path | None = None      # --firmware: the user's own prebuilt firmware
+    pio: tuple[Path, str] | None = None    # --pio-project/--pio-env: flashed with `pio run -t upload`
     # An xdist worker: the controller owns the run folder's manifest and parquet; the worker
     # only appends its records to the shared records.jsonl.
     shared_run: bool = False
@@ -186,7 +187,7 @@ class Session:
         if running:
             _stop(running[1])
             del self._running[slot]
-        options = {"port": self.port}
+        options = {"port": self.port, "pio": self.pio}
         if case.backend == "hardware":
             options["skip_flash"] = self._board_holds(case, firmware)
         target = self._start_target(case, firmware, options)

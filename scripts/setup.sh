@@ -39,6 +39,6 @@ apt_install clang libclang-rt-dev \
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# parallel: pytest-xdist; labgrid: boards on other hosts (its tests run a coordinator on loopback)
-.venv/bin/python -m pip install -q -e '.[dev,parallel,labgrid]'
+# pio: PlatformIO for users' projects; parallel: pytest-xdist; labgrid: boards on other hosts (its tests run a coordinator on loopback)
+.venv/bin/python -m pip install -q -e '.[dev,parallel,labgrid,pio]'
 echo "tinyhil is installed in .venv/ (activate it with: . .venv/bin/activate)"

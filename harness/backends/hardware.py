@@ -165,7 +165,10 @@ class HardwareBackend(Backend):
         lock.acquire(timeout=float(options.get("lock_timeout_s", 3600)))
         flashed = not options.get("skip_flash")
         try:
-            if flashed:       # the caller skips it when the running DUT already has this build
+            if flashed and options.get("pio"):     # the user's PlatformIO project flashes itself
+                from harness import platformio
+                platformio.upload(*options["pio"], port)
+            elif flashed:     # the caller skips it when the running DUT already has this build
                 uploader.upload(board, firmware, port)
         except BaseException:
             lock.release()
