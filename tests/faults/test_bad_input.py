@@ -110,11 +110,16 @@ def test_firmware_speaking_another_protocol_version(tmp_path):
     include = tmp_path / "include"
     include.mkdir()
     (include / "tinyhil_wire.h").write_text(c_header().replace("TINYHIL_PROTOCOL_VERSION 1", "TINYHIL_PROTOCOL_VERSION 9"))
-    fw = Path(build_firmware(get_board("native"), export("dtree_emlearn")).elf)
-    command = (fw.parent / "command.txt").read_text().split()
-    command[command.index("-o") + 1] = str(tmp_path / "dut_v9")
-    # -include: this header comes first, and its include guard keeps the real one out
-    command[1:1] = ["-include", str(include / "tinyhil_wire.h")]
+    from harness import firmware as fwb
+    board, exported = get_board("native"), export("dtree_emlearn")
+    build_id = build_firmware(board, exported).build_id
+    # The harness's own compile line (built here, not read from the cache: a cached build may
+    # come from another checkout), with -include: this header comes first, and its include
+    # guard keeps the real one out.
+    command = ["cc", "-include", str(include / "tinyhil_wire.h"), *fwb._flags(board),
+               *fwb._defines(board, exported, build_id),
+               *[f"-I{d}" for d in fwb._include_dirs(exported)],
+               *[str(s) for s in fwb._sources(board, exported)], "-o", str(tmp_path / "dut_v9"), "-lm"]
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
     proc = subprocess.Popen([str(tmp_path / "dut_v9")], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
