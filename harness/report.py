@@ -195,67 +195,61 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
 
 
-def plot_board(table: pd.DataFrame, board: str, path: Path) -> Path | None:
-    """Latency vs accuracy for one board; None (no file) when no row has both figures."""
+def _scatter(rows: pd.DataFrame, x: str, y: str, label, axes: tuple[str, str], title: str,
+             path: Path, log_axes: tuple[str, ...]) -> Path:
+    """One labelled point per row; an axis turns logarithmic when it spans over 100x."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = table[(table["board"] == board)].dropna(subset=["latency_median_us", "accuracy_pct"])
-    if rows.empty:
-        return None
     # Figure + Agg canvas, not pyplot: no global backend state, safe off the main thread.
     fig = Figure(figsize=(7, 5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.scatter(rows["latency_median_us"], rows["accuracy_pct"])
+    ax.scatter(rows[x], rows[y])
     for _, row in rows.iterrows():
-        ax.annotate(f"{row['variant']} ({row['backend']})",
-                    (row["latency_median_us"], row["accuracy_pct"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=8)
-    low, high = rows["latency_median_us"].min(), rows["latency_median_us"].max()
-    if low > 0 and high / low > 100:
-        ax.set_xscale("log")
+        ax.annotate(label(row), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for column, set_scale in ((x, ax.set_xscale), (y, ax.set_yscale)):
+        low, high = rows[column].min(), rows[column].max()
+        if column in log_axes and low > 0 and high / low > 100:
+            set_scale("log")
     ax.margins(x=0.15, y=0.1)                 # room for the labels right of the points
-    ax.set_xlabel("latency median (us)")
-    ax.set_ylabel("accuracy (%)")
-    fidelities = ", ".join(sorted(set(rows["fidelity"].dropna())))
-    ax.set_title(f"{board}: latency vs accuracy ({fidelities})")
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     fig.savefig(path, format="png", dpi=100)
     return path
 
 
+def _labels(rows: pd.DataFrame, column: str) -> str:
+    return ", ".join(sorted(set(rows[column].dropna())))
+
+
+def plot_board(table: pd.DataFrame, board: str, path: Path) -> Path | None:
+    """Latency vs accuracy for one board; None (no file) when no row has both figures."""
+    rows = table[(table["board"] == board)].dropna(subset=["latency_median_us", "accuracy_pct"])
+    if rows.empty:
+        return None
+    return _scatter(rows, "latency_median_us", "accuracy_pct",
+                    lambda row: f"{row['variant']} ({row['backend']})",
+                    ("latency median (us)", "accuracy (%)"),
+                    f"{board}: latency vs accuracy ({_labels(rows, 'fidelity')})", path,
+                    log_axes=("latency_median_us",))
+
+
 def plot_energy(table: pd.DataFrame, board: str, path: Path) -> Path | None:
     """Energy per inference vs latency for one board; None (no file) without both figures."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if "energy_uj" not in table:
         return None
     rows = table[table["board"] == board].dropna(subset=["latency_median_us", "energy_uj"])
     if rows.empty:
         return None
-    fig = Figure(figsize=(7, 5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.scatter(rows["latency_median_us"], rows["energy_uj"])
-    for _, row in rows.iterrows():
-        ax.annotate(f"{row['variant']} ({row['backend']}, {row['power_mw']:.3g} mW)",
-                    (row["latency_median_us"], row["energy_uj"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=8)
-    for column, axis in (("latency_median_us", ax.set_xscale), ("energy_uj", ax.set_yscale)):
-        low, high = rows[column].min(), rows[column].max()
-        if low > 0 and high / low > 100:
-            axis("log")
-    ax.margins(x=0.15, y=0.1)
-    ax.set_xlabel("latency median (us)")
-    ax.set_ylabel("energy per inference (uJ)")
-    time_fid = ", ".join(sorted(set(rows["fidelity"].dropna())))
-    energy_fid = ", ".join(sorted(set(rows["energy_fidelity"].dropna())))
-    ax.set_title(f"{board}: energy vs latency (time {time_fid}; energy {energy_fid})")
-    ax.grid(True, alpha=0.3)
-    fig.savefig(path, format="png", dpi=100)
-    return path
+    return _scatter(rows, "latency_median_us", "energy_uj",
+                    lambda row: f"{row['variant']} ({row['backend']}, {row['power_mw']:.3g} mW)",
+                    ("latency median (us)", "energy per inference (uJ)"),
+                    f"{board}: energy vs latency (time {_labels(rows, 'fidelity')}; "
+                    f"energy {_labels(rows, 'energy_fidelity')})", path,
+                    log_axes=("latency_median_us", "energy_uj"))
 
 
 def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]:

@@ -3,27 +3,20 @@ every open of the port resetting the MCU like DTR does): the firmware is uploade
 avrdude, identified, run; a second session finds the same build on the board and does not
 flash it again."""
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from harness.avr_bootloader import OPTIBOOT_DIR, build_optiboot
-from harness.backends import get_backend
+from harness.avr_bootloader import build_optiboot
 from harness.backends.simavr import start_simulated_arduino
-from harness.boards import get_board
 from harness.fidelity import HARDWARE
 from harness.session import Case, Session, plan_boards, select_variants
-from harness.tools import find_tool
 
-UNO = get_board("uno")
-missing = [name for name in ("avr-gcc", "avrdude") if not find_tool(name).found]
-pytestmark = [
-    pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not installed: "
-                       "sudo apt-get install gcc-avr avr-libc avrdude"),
-    pytest.mark.skipif(not get_backend("simavr").availability(UNO).ok,
-                       reason="simavr is needed to simulate the Arduino: "
-                              "sudo apt-get install simavr libsimavr-dev libelf-dev"),
-    pytest.mark.skipif(not (OPTIBOOT_DIR / "optiboot.c").is_file(),
-                       reason="Optiboot's source is missing: sudo apt-get install arduino-core-avr"),
-]
+sys.path.insert(0, str(Path(__file__).parent))
+from simulated_arduino import NEEDS_SIMULATED_UNO, UNO  # noqa: E402
+
+pytestmark = NEEDS_SIMULATED_UNO
 
 
 @pytest.fixture

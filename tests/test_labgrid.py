@@ -14,31 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from harness.avr_bootloader import OPTIBOOT_DIR, build_optiboot
-from harness.backends import get_backend
+from harness.avr_bootloader import build_optiboot
 from harness.backends.simavr import start_simulated_arduino
-from harness.boards import get_board
 from harness.labgrid import client_path
 from harness.paths import REPO_DIR
 from harness.results import read_jsonl
-from harness.tools import find_tool
 
 sys.path.insert(0, str(Path(__file__).parent))
+from simulated_arduino import NEEDS_SIMULATED_UNO, UNO  # noqa: E402
 from tcp_serial_bridge import TcpSerialBridge  # noqa: E402
 
-UNO = get_board("uno")
 CLIENT = client_path()
-missing = [name for name in ("avr-gcc", "avrdude") if not find_tool(name).found]
 pytestmark = [
     pytest.mark.skipif(CLIENT is None, reason="labgrid is not installed (labgrid-client not on "
                        "PATH nor beside this Python): pip install 'tinyhil[labgrid]'"),
-    pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not installed: "
-                       "sudo apt-get install gcc-avr avr-libc avrdude"),
-    pytest.mark.skipif(not get_backend("simavr").availability(UNO).ok,
-                       reason="simavr simulates the remote Uno: sudo apt-get install simavr "
-                              "libsimavr-dev libelf-dev"),
-    pytest.mark.skipif(not (OPTIBOOT_DIR / "optiboot.c").is_file(),
-                       reason="Optiboot's source is missing: sudo apt-get install arduino-core-avr"),
+    *NEEDS_SIMULATED_UNO,
 ]
 
 

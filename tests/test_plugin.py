@@ -52,8 +52,11 @@ def test_run_folder_holds_records_parquet_and_manifest(native_run):
     assert len(frame) == len(records)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete"
-    assert manifest["tools"]["avr-gcc"] is None or "avr-gcc" in manifest["tools"]["avr-gcc"] or \
-        manifest["tools"]["avr-gcc"]
+    from harness.tools import find_tool
+    for tool in ("avr-gcc", "simavr", "qemu-system-avr"):      # versions where installed, else null
+        assert tool in manifest["tools"]
+        assert (manifest["tools"][tool] is not None) == find_tool(tool).found, tool
+    assert manifest["git"] is None or len(manifest["git"]["commit"] or "") in (0, 40)
     agreement = [r["value"] for r in records if r["metric"] == "agreement"]
     assert agreement and all(v == 100.0 for v in agreement)
 
