@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import BoardError
-from harness.paths import boards_dir
+from harness.paths import BOARDS_ENV, boards_dir, user_boards_dirs
 
 REQUIRED = ("name", "description", "arch", "mcu", "toolchain", "clock_hz", "flash_bytes",
             "ram_bytes", "max_payload", "vector_capacity", "max_runs", "default_emulator")
@@ -104,14 +104,52 @@ def load_board_file(path: Path) -> Board:
     return board
 
 
+@dataclass(frozen=True)
+class CatalogueScan:
+    """Every board file read: the boards, and what the run header should say about the rest."""
+    boards: dict[str, Board]
+    broken: dict[str, str]              # board name (file stem) -> what is wrong with its file
+    overridden: dict[str, Path]         # built-in board name -> the user's file that replaced it
+
+    def notes(self) -> list[str]:
+        lines = [f"board {name} from {path} (replaces the built-in {name})"
+                 for name, path in self.overridden.items()]
+        return lines + [f"board {name} left out: {problem}" for name, problem in self.broken.items()]
+
+
+def scan_catalogue(directory: Path | None = None) -> CatalogueScan:
+    """The built-in boards, then the user's folders (TINYHIL_BOARDS_DIR), later ones winning by
+    name. One broken file leaves out that board alone, with the reason."""
+    folders = [directory] if directory else [boards_dir(), *user_boards_dirs()]
+    boards: dict[str, Board] = {}
+    broken: dict[str, str] = {}
+    overridden: dict[str, Path] = {}
+    for index, folder in enumerate(folders):
+        if index and not folder.is_dir():
+            broken[str(folder)] = f"{BOARDS_ENV} names {folder}, which is not a folder"
+            continue
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                board = load_board_file(path)
+            except BoardError as exc:
+                broken[path.stem] = str(exc)
+                continue
+            if index and path.stem in boards and boards[path.stem].source.parent == boards_dir():
+                overridden[path.stem] = path
+            boards[path.stem] = board
+            broken.pop(path.stem, None)
+    return CatalogueScan(boards, broken, overridden)
+
+
 def load_catalogue(directory: Path | None = None) -> dict[str, Board]:
-    directory = directory or boards_dir()
-    return {path.stem: load_board_file(path) for path in sorted(directory.glob("*.toml"))}
+    return scan_catalogue(directory).boards
 
 
 def get_board(name: str, directory: Path | None = None) -> Board:
-    catalogue = load_catalogue(directory)
-    if name not in catalogue:
-        raise BoardError(f"unknown board {name!r}: known boards are {', '.join(catalogue)}. "
-                         f"To add one, put a {name}.toml in {directory or boards_dir()}")
-    return catalogue[name]
+    scan = scan_catalogue(directory)
+    if name in scan.broken:
+        raise BoardError(scan.broken[name])
+    if name not in scan.boards:
+        raise BoardError(f"unknown board {name!r}: known boards are {', '.join(scan.boards)}. "
+                         f"To add one, put a {name}.toml in a folder named by {BOARDS_ENV}")
+    return scan.boards[name]

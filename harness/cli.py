@@ -26,9 +26,12 @@ def cmd_boards(args) -> int:
     """One line per board, then one per backend: usable here, or why not and how to fix it.
     Plain lines rather than a table: the reasons are sentences and must not be cut."""
     from harness.backends import get_backend
-    from harness.boards import load_catalogue
+    from harness.boards import scan_catalogue
 
-    for board in load_catalogue().values():
+    scan = scan_catalogue()
+    for note in scan.notes():
+        print(f"note: {note}")
+    for board in scan.boards.values():
         print(f"{board.name}: {board.description}; {board.mcu} at {board.clock_hz / 1e6:g} MHz, "
               f"flash {_size(board.flash_bytes)}, RAM {_size(board.ram_bytes)}  ({board.source})")
         for backend in board.backends:
@@ -123,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="emulator-only benchmark of every board and variant")
     bench.add_argument("--board", help="comma-separated boards (default: all this machine can emulate)")
     bench.add_argument("--backend", default="all-emulators",
-                       help="all-emulators (default: simavr and QEMU for AVR boards), emulators "
-                            "(each board's default emulator), or a comma list (simavr,qemu)")
+                       help="all-emulators (default: every emulator each board has: simavr and "
+                            "QEMU for the AVR boards, Espressif's QEMU for the ESP32, native), "
+                            "emulators (each board's default emulator), or a comma list (simavr,qemu)")
     bench.add_argument("--variant", help="comma-separated variants (default: all)")
     bench.add_argument("--results-dir")
     bench.add_argument("--vectors", type=int, help="stream only the first N test vectors")

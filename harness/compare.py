@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import metrics
 from harness.errors import HarnessError
 from harness.report import KEY, STAT_PREFERENCE, find_run_dirs, load_runs
 from harness.results import read_manifest
@@ -77,7 +78,7 @@ def _toolchains(paths: list[Path]) -> dict[str, dict]:
 
 
 def _figures(paths: list[Path]) -> pd.DataFrame:
-    df = load_runs(paths)
+    df = metrics.device_figures_only(load_runs(paths))
     df = df.assign(_time=pd.to_datetime(df["time"], utc=True, format="ISO8601"))
     df = df.sort_values("_time").drop_duplicates(FIGURE, keep="last")
     return df[[*FIGURE, "value", "unit", "fidelity", "run_id"]].reset_index(drop=True)

@@ -14,6 +14,13 @@ from harness.protocol import DutClient, Identity, InferResult
 from harness.wire import CYCLES_INVALID
 
 
+@dataclass(frozen=True)
+class Timing:
+    per_inference: list[float]   # counter ticks per inference, one per timed run
+    invalid: int                 # timed runs dropped: the counter ran backwards
+    loops: int                   # inferences back to back per timed run (>1 on a host clock)
+
+
 @dataclass
 class Dut:
     target: Target
@@ -68,19 +75,21 @@ class Dut:
                 progress(i + 1)
         return np.asarray(outputs)
 
-    def cycles(self, vector: bytes, runs: int, warmup: int) -> tuple[list[int], int]:
-        """`runs` timed inferences (in as many requests as the DUT's max_runs needs).
-
-        Returns the valid counts and how many runs the DUT could not time (its counter ran
-        backwards, as qemu-system-avr's can): those are dropped, never reported."""
-        cycles: list[int] = []
+    def cycles(self, vector: bytes, runs: int, warmup: int) -> "Timing":
+        """`runs` timed runs (in as many requests as the DUT's max_runs needs), as counter
+        ticks per inference. Runs the DUT could not time (its counter ran backwards, as
+        qemu-system-avr's can) are dropped and counted, never reported."""
+        totals: list[int] = []
+        loops = 1
         done = 0
         while done < runs:
             batch = min(self.identity.max_runs, runs - done)
-            cycles += self.infer(vector, runs=batch, warmup=warmup if not done else 0).cycles
+            result = self.infer(vector, runs=batch, warmup=warmup if not done else 0)
+            totals += result.cycles
+            loops = result.loops
             done += batch
-        valid = [c for c in cycles if c != CYCLES_INVALID]
-        return valid, len(cycles) - len(valid)
+        valid = [c / loops for c in totals if c != CYCLES_INVALID]
+        return Timing(valid, len(totals) - len(valid), loops)
 
     def cycles_to_us(self, cycles) -> np.ndarray:
         return np.asarray(cycles, dtype=float) * 1e6 / self.identity.timer_hz

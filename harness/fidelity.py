@@ -12,8 +12,17 @@ DESCRIPTIONS = {
     HARDWARE: "measured on a real board",
     CYCLE_ACCURATE: "exact cycle count from a cycle-accurate simulator (simavr)",
     INSTRUCTION_COUNT: "deterministic instruction count from QEMU -icount, not silicon cycles",
-    FUNCTIONAL: "outputs exact; time follows the host's clock (QEMU without -icount): not a device figure",
+    FUNCTIONAL: "outputs exact; time follows the host's clock (qemu-system-avr): not a device figure, so its latency cells stay empty",
     WALL_CLOCK: "host wall-clock time of the firmware run as a local process",
     MODELLED: "computed from a power model, not measured",
     STATIC: "read from the firmware ELF; the same on every backend",
 }
+
+# Fidelities whose time is the device's own clock, so a latency column may show it. `functional`
+# (an emulator's timer following the host clock) is not one; `wall-clock` is, on the native
+# board only, whose device is the host itself.
+DEVICE_TIME = frozenset({HARDWARE, CYCLE_ACCURATE, INSTRUCTION_COUNT, WALL_CLOCK})
+
+# Short forms for the 100-column terminal table; the legend spells them out.
+SHORT = {HARDWARE: "hw", CYCLE_ACCURATE: "cycle", INSTRUCTION_COUNT: "icount",
+         FUNCTIONAL: "func", WALL_CLOCK: "wall", MODELLED: "model", STATIC: "static"}

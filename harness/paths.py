@@ -15,8 +15,18 @@ def devices_dir() -> Path:
     raise FileNotFoundError("tinyhil's devices/ folder is missing from the installation")
 
 
+BOARDS_ENV = "TINYHIL_BOARDS_DIR"
+
+
 def boards_dir() -> Path:
-    return Path(os.environ.get("TINYHIL_BOARDS_DIR", devices_dir() / "boards"))
+    """The built-in board files."""
+    return devices_dir() / "boards"
+
+
+def user_boards_dirs() -> list[Path]:
+    """The user's own board folders (TINYHIL_BOARDS_DIR, several joined with ':'): they add to
+    the built-in boards, and a board of the same name there wins."""
+    return [Path(p).expanduser() for p in os.environ.get(BOARDS_ENV, "").split(os.pathsep) if p]
 
 
 def firmware_dir() -> Path:

@@ -123,21 +123,16 @@ def pytest_report_header(config):
 
 
 def _plan_lines(session) -> list[str]:
+    from harness.session import fidelity_of
     lines = []
-    if session.note:
-        lines.append(f"tinyhil: {session.note}")
+    lines += [f"tinyhil: {note}" for note in session.note.splitlines()]
     for plan in session.plans:
         state = "" if plan.availability.ok else f"  [cannot run here: {plan.availability}]"
         lines.append(f"tinyhil: {plan.board.name} on {plan.backend} ({plan.why}; fidelity "
-                     f"{_fidelity(plan.backend, plan.board)}){state}")
+                     f"{fidelity_of(plan.backend, plan.board)}){state}")
     lines.append(f"tinyhil: variants {', '.join(v.name for v in session.variants)}; "
                  f"results in {session.run_dir}")
     return lines
-
-
-def _fidelity(backend: str, board=None) -> str:
-    from harness.session import fidelity_of
-    return fidelity_of(backend, board)
 
 
 def pytest_generate_tests(metafunc):
@@ -292,9 +287,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"tinyhil: no comparison table: {exc}")
         return
     terminalreporter.section("tinyhil comparison table")
-    for line in _plan_lines(tinyhil):
+    for line in _plan_lines(tinyhil) + tinyhil.target_lines():
         terminalreporter.write_line(line)
     from rich.console import Console
-    print_table(table, console=Console(file=terminalreporter._tw._file, width=max(180, terminalreporter._tw.fullwidth),
+    from harness.report import TERMINAL_WIDTH
+    print_table(table, console=Console(file=terminalreporter._tw._file,
+                                       width=min(TERMINAL_WIDTH, terminalreporter._tw.fullwidth),
                                        force_terminal=terminalreporter.hasmarkup))
     terminalreporter.write_line(f"records: {tinyhil.run_dir}   (rebuild: tinyhil report {tinyhil.run_dir})")

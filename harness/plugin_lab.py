@@ -145,11 +145,10 @@ def _tinyhil_test_properties(request):
     if "case" not in request.fixturenames:
         yield
         return
-    from harness.session import fidelity_of
     case = request.getfixturevalue("case")
     props = request.node.user_properties
     props += [("board", case.board.name), ("backend", case.backend),
-              ("fidelity", fidelity_of(case.backend)), ("model", case.variant.model),
+              ("fidelity", case.fidelity), ("model", case.variant.model),
               ("variant", case.variant.name), ("host", socket.gethostname())]
     props.append(("run_id", request.getfixturevalue("tinyhil_session").run_id))
     yield

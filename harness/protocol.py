@@ -1,4 +1,4 @@
-"""The host side of wire protocol v1: a DUT client over any pyserial URL.
+"""The host side of wire protocol v2: a DUT client over any pyserial URL.
 
 Every request but LOAD gets one response carrying its sequence number. A corrupted or lost
 frame is never accepted: it is resent (the DUT says BAD_CRC at once when it can, a timeout
@@ -20,7 +20,7 @@ from harness.errors import ProtocolError
 from harness.wire import (DTYPE_NAME, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
                           Frame, crc16, encode)
 
-IDENTITY_FIXED = struct.Struct("<BBIIHHHHBHB8s8s")
+IDENTITY_FIXED = struct.Struct("<BBIIIHHHHBHB8s8s")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Identity:
     flags: int
     clock_hz: int
     timer_hz: int               # ticks per second of the cycle counter
+    counter_resolution: int     # smallest step the counter moves by, in ticks (0: never moved)
     max_payload: int
     vector_capacity: int
     max_runs: int
@@ -44,15 +45,18 @@ class Identity:
     @classmethod
     def parse(cls, payload: bytes) -> "Identity":
         if len(payload) < IDENTITY_FIXED.size + 2:
-            raise ProtocolError(f"IDENTITY reply is {len(payload)} bytes, too short for protocol v1")
-        (version, flags, clock, timer, max_payload, capacity, max_runs, in_count, in_dtype,
-         out_count, out_dtype, model_hash, build_id) = IDENTITY_FIXED.unpack_from(payload)
+            raise ProtocolError(f"IDENTITY reply is {len(payload)} bytes, too short for protocol v2")
+        if payload[0] != PROTOCOL_VERSION:    # another layout: only the version is readable
+            raise ProtocolError(f"the DUT speaks protocol v{payload[0]}, this harness "
+                                f"v{PROTOCOL_VERSION}: rebuild the firmware with this harness's runtime")
+        (version, flags, clock, timer, resolution, max_payload, capacity, max_runs, in_count,
+         in_dtype, out_count, out_dtype, model_hash, build_id) = IDENTITY_FIXED.unpack_from(payload)
         rest = payload[IDENTITY_FIXED.size:]
         board_len = rest[0]
         board = rest[1:1 + board_len].decode("ascii", "replace")
         rest = rest[1 + board_len:]
         model_id = rest[1:1 + rest[0]].decode("ascii", "replace") if rest else ""
-        return cls(version, flags, clock, timer, max_payload, capacity, max_runs, in_count,
+        return cls(version, flags, clock, timer, resolution, max_payload, capacity, max_runs, in_count,
                    DTYPE_NAME.get(in_dtype, f"?{in_dtype}"), out_count,
                    DTYPE_NAME.get(out_dtype, f"?{out_dtype}"), model_hash.hex(), build_id.hex(),
                    board, model_id)
@@ -63,6 +67,12 @@ class InferResult:
     output: bytes                # raw little-endian output of the last run
     cycles: list[int]            # per timed run, in counter ticks (Identity.timer_hz)
     roundtrip_s: float           # host time from first byte sent to reply decoded
+    loops: int = 1               # inferences back to back in each timed run
+
+    @property
+    def inferences(self) -> int:
+        """Inferences inside the marker window: every timed run's loops."""
+        return len(self.cycles) * self.loops
 
 
 @dataclass
@@ -148,12 +158,13 @@ class DutClient:
         else:
             frame = self._infer_loaded(head, vector, timeout)
         roundtrip = time.perf_counter() - started
-        out_len = len(frame.payload) - 2 - 4 * runs
+        out_len = len(frame.payload) - 6 - 4 * runs
         if out_len < 0 or struct.unpack_from("<H", frame.payload)[0] != runs:
             raise ProtocolError(f"RESULT reply of {len(frame.payload)} bytes does not hold {runs} runs")
-        output = frame.payload[2:2 + out_len]
-        cycles = list(struct.unpack_from(f"<{runs}I", frame.payload, 2 + out_len))
-        return InferResult(output, cycles, roundtrip)
+        loops = struct.unpack_from("<I", frame.payload, 2)[0]
+        output = frame.payload[6:6 + out_len]
+        cycles = list(struct.unpack_from(f"<{runs}I", frame.payload, 6 + out_len))
+        return InferResult(output, cycles, roundtrip, max(loops, 1))
 
     def _infer_loaded(self, head: bytes, vector: bytes, timeout: float | None) -> Frame:
         chunk = self.max_payload - 2

@@ -10,33 +10,19 @@ import numpy as np
 import pandas as pd
 
 from harness import fidelity as fid
+from harness import metrics
 from harness.errors import HarnessError
 from harness.results import RECORDS_JSONL, RECORDS_PARQUET, load_run
 
 KEY = ["board", "backend", "model", "variant"]
 
-# (metric, statistic) -> table column. Latency keeps its statistics apart; every other metric is
-# one figure, picked by STAT_PREFERENCE when a run recorded it under several statistics.
-LATENCY_COLUMNS = {("latency_us", "median"): "latency_median_us",
-                   ("latency_us", "p95"): "latency_p95_us"}
-SINGLE_COLUMNS = {"accuracy": "accuracy_pct", "agreement": "agreement_pct",
-                  "flash_bytes": "flash_bytes", "flash_limit_bytes": "flash_limit_bytes",
-                  "ram_bytes": "ram_bytes", "ram_limit_bytes": "ram_limit_bytes", "fits": "fits",
-                  "energy_uj": "energy_uj", "power_mw": "power_mw", "supply_v": "supply_v"}
-STAT_PREFERENCE = ("value", "median", "mean")
-COLUMNS = ["fidelity", "accuracy_pct", "agreement_pct", "latency_median_us", "latency_p95_us",
-           "flash_bytes", "flash_limit_bytes", "ram_bytes", "ram_limit_bytes", "fits"]
-OPTIONAL_COLUMNS = ["energy_uj", "power_mw", "supply_v", "energy_fidelity"]  # only when measured
-ENERGY_METRICS = ("energy_uj", "power_mw", "supply_v")  # their fidelity is their own column
-TRAILING = ["run_id", "run_status"]                   # where each row's figures came from
-
+STAT_PREFERENCE = metrics.STAT_PREFERENCE
+ENERGY_METRICS = metrics.ENERGY_METRICS     # their fidelity is their own column
+TRAILING = ["run_id", "run_status"]         # where each row's figures came from
+TEXT_COLUMNS = ("fidelity", "fits", "energy_fidelity")
 HEADERS = {"board": "board", "backend": "backend", "model": "model", "variant": "variant",
-           "fidelity": "fidelity", "accuracy_pct": "accuracy (%)",
-           "agreement_pct": "agreement (%)", "latency_median_us": "latency median (us)",
-           "latency_p95_us": "latency p95 (us)", "flash_bytes": "flash (B)",
-           "flash_limit_bytes": "flash limit (B)", "ram_bytes": "RAM (B)",
-           "ram_limit_bytes": "RAM limit (B)", "fits": "fits", "energy_uj": "energy (uJ)",
-           "power_mw": "power (mW)", "supply_v": "supply (V)", "energy_fidelity": "energy fidelity"}
+           "fidelity": "fidelity", "energy_fidelity": "energy fidelity",
+           **{c.key: c.label for c in metrics.COLUMNS}}
 HEADER_KEYS = {header: column for column, header in HEADERS.items()}
 INCOMPLETE_MARK = " *"
 
@@ -69,10 +55,10 @@ def _latest_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _column_of(df: pd.DataFrame) -> pd.Series:
-    pairs = pd.Series(list(zip(df["metric"], df["statistic"])), index=df.index)
-    latency = pairs.map(LATENCY_COLUMNS)
-    single = df["metric"].map(SINGLE_COLUMNS).where(df["metric"] != "latency_us")
-    return latency.fillna(single)
+    pairs = {(m, st): metrics.column_of(m, st)
+             for m, st in set(zip(df["metric"], df["statistic"]))}
+    return pd.Series([pairs[(m, st)] for m, st in zip(df["metric"], df["statistic"])],
+                     index=df.index, dtype=object)
 
 
 def _row_fidelity(df: pd.DataFrame) -> pd.Series:
@@ -94,7 +80,8 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
         df = df.assign(run_status="complete")
     df = df.assign(_time=pd.to_datetime(df["time"], utc=True, format="ISO8601"))
     df = _latest_runs(df.reset_index(drop=True))
-    df = df.assign(column=_column_of(df))
+    # A host-clock "latency" keeps its row, never a latency cell (metrics.DEVICE_TIME_METRICS).
+    df = df.assign(column=_column_of(df).where(~metrics.not_device_time(df)))
     wanted = df.dropna(subset=["column"])
     # Among several statistics of one figure, the preferred one, then the newest, comes last.
     rank = wanted["statistic"].map({s: -i for i, s in enumerate(STAT_PREFERENCE)}).fillna(-99)
@@ -108,10 +95,14 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
     if len(energy):
         rows["energy_fidelity"] = energy.sort_values("_time").groupby(KEY, dropna=False)["fidelity"].last()
     table = rows.join(figures) if figures is not None else rows
-    # Energy and power come together (one monitor gives both): both columns, or neither.
-    optional = OPTIONAL_COLUMNS if any(c in table for c in OPTIONAL_COLUMNS) else []
-    table = table.reindex(columns=COLUMNS + optional + TRAILING)
-    numeric = [c for c in COLUMNS + optional if c not in ("fidelity", "fits", "energy_fidelity")]
+    # Optional columns only when measured; energy, power and supply come together (one
+    # monitor gives all three), with the energy's own fidelity.
+    energy = ["energy_fidelity", *metrics.ENERGY_KEYS] if "energy_uj" in table else []
+    optional = [k for k in metrics.OPTIONAL_KEYS if k in table and k not in metrics.ENERGY_KEYS]
+    figures_keys = [c.key for c in metrics.columns(metrics.REPORT)
+                    if c.key not in metrics.OPTIONAL_KEYS]
+    table = table.reindex(columns=["fidelity", *figures_keys, *optional, *energy, *TRAILING])
+    numeric = [c for c in table.columns if c not in (*TEXT_COLUMNS, *TRAILING)]
     table[numeric] = table[numeric].astype("float64")
     table["fits"] = table["fits"].map({1.0: "yes", 0.0: "no"})
     return table.reset_index().sort_values(["board", "backend", "variant", "model"],
@@ -133,12 +124,9 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings for people: units in the headers, empty cells for missing figures,
     and incomplete runs marked on their variant."""
     out = table.copy()
-    digits = {"accuracy_pct": 1, "agreement_pct": 1, "latency_median_us": None, "latency_p95_us": None,
-              "energy_uj": None, "power_mw": None, "supply_v": 2, "flash_bytes": 0, "flash_limit_bytes": 0,
-              "ram_bytes": 0, "ram_limit_bytes": 0}
-    for column, d in digits.items():
-        if column in out:
-            out[column] = out[column].map(lambda v, d=d: _fmt(v, d))
+    for column in metrics.COLUMNS:
+        if column.key in out and column.key not in TEXT_COLUMNS:
+            out[column.key] = out[column.key].map(lambda v, d=column.digits: _fmt(v, d))
     out["fits"] = out["fits"].fillna("")
     out["fidelity"] = out["fidelity"].fillna("")
     if "energy_fidelity" in out:
@@ -169,7 +157,7 @@ def incomplete_note(table: pd.DataFrame) -> str:
 
 def to_markdown(table: pd.DataFrame) -> str:
     shown = display_frame(table)
-    text = {"board", "backend", "model", "variant", "fidelity", "fits", "energy_fidelity"}
+    text = {"board", "backend", "model", "variant", *TEXT_COLUMNS}
     align = ["left" if HEADER_KEYS.get(c, c) in text else "right" for c in shown.columns]
     # disable_numparse: cells are already formatted; tabulate must not reformat them.
     body = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
@@ -276,54 +264,65 @@ def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]
     return written
 
 
+TERMINAL_WIDTH = 100        # the terminal table fits this; wide detail is in report.md/.html
+
+
 def print_table(table: pd.DataFrame, console=None):
-    """Show the table in the terminal; returns the rich Table."""
+    """Show the table in the terminal, within TERMINAL_WIDTH columns: short fidelity labels,
+    units in the headers, sizes in KiB. Every column is in report.md/.csv/.html."""
+    import sys
+
+    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    import sys
-    # Piped output (CI logs) gets a wide console rather than rich's default of 80 columns.
-    console = console or (Console() if sys.stdout.isatty() else Console(width=180))
+    console = console or (Console() if sys.stdout.isatty() else Console(width=TERMINAL_WIDTH))
     shown = display_frame(table)
     several_models = table["model"].nunique() > 1
-    notes = [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table)]
-    caption = escape("\n".join(filter(None, notes))) or None
-    rich_table = Table(title="tinyhil comparison", caption=caption, caption_justify="left")
-    headers = ["board", "backend", "fidelity", *(["model"] if several_models else []), "variant",
-               "accuracy %", "agreement %", "latency median µs", "p95 µs", "flash KiB / limit",
-               "RAM KiB / limit", "fits"]
     energy = "energy_uj" in table
+    labels = set(table["fidelity"].dropna()) | (set(table["energy_fidelity"].dropna()) if energy else set())
+    short = ", ".join(f"{fid.SHORT.get(f, f)} = {f}" for f in sorted(labels))
+    notes = [f"fidelity: {short}"] if short else []
+    notes += [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table)]
+    notes.append("✗ = does not fit the board; sizes: used/limit; all columns (p95, cycles, stack, power, host round trip) "
+                 "are in report.md and report.html")
+    rich_table = Table(title="tinyhil comparison", caption=escape("\n".join(filter(None, notes))),
+                       caption_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
+                       pad_edge=False, show_edge=False)
     energy_labels = sorted(set(table["energy_fidelity"].dropna())) if energy else []
-    one_label = len(energy_labels) <= 1
+    mixed = len(energy_labels) > 1          # else the energy's fidelity goes in its header
+    headers = ["board", "backend", "fid.", *(["model"] if several_models else []), "variant",
+               "acc%", "agr%", "latency µs", "flash KiB", "RAM KiB"]
     if energy:
-        # Energy per inference; its fidelity in the header when every row shares it (narrower).
-        headers += [f"µJ / inf. ({energy_labels[0]})" if energy_labels else "µJ / inf."]
-        headers += [] if one_label else ["energy"]
+        headers += ["µJ/inf"] if mixed else [f"µJ/inf\n{fid.SHORT.get(energy_labels[0], '')}".strip()]
+        headers += ["e.fid."] if mixed else []
     for header in headers:
-        numeric = header.split()[0] in ("accuracy", "agreement", "latency", "p95", "flash", "RAM",
-                                        "µJ")
+        numeric = header.split()[0] in ("acc%", "agr%", "latency", "flash", "RAM", "µJ/inf")
         rich_table.add_column(header, justify="right" if numeric else "left", no_wrap=not numeric)
 
     def size(used, limit) -> str:
-        # KiB keeps the terminal table narrow; report.csv has the exact bytes. A limit of 0
-        # means the board has none to check (native).
+        # A limit of 0 means the board has none to check (native).
         if pd.isna(used):
             return ""
         text = f"{used / 1024:.1f}"
-        return f"{text} / {limit / 1024:.1f}" if not pd.isna(limit) and limit else text
+        return f"{text}/{limit / 1024:.0f}" if not pd.isna(limit) and limit else text
+
+    def short_label(value) -> str:
+        return fid.SHORT.get(value, value) if isinstance(value, str) else ""
 
     for (_, row), (_, raw) in zip(shown.iterrows(), table.iterrows()):
-        fits = {"yes": "yes", "no": "DOES NOT FIT"}.get(raw["fits"], "")
-        cells = [row["board"], row["backend"], row["fidelity"],
-                 *([row["model"]] if several_models else []), row["variant"],
-                 row["accuracy (%)"], row["agreement (%)"], row["latency median (us)"],
-                 row["latency p95 (us)"], size(raw["flash_bytes"], raw["flash_limit_bytes"]),
-                 size(raw["ram_bytes"], raw["ram_limit_bytes"]), fits]
+        variant = row["variant"] + (" ✗" if raw["fits"] == "no" else "")
+        cells = [row["board"], row["backend"], short_label(raw["fidelity"]),
+                 *([row["model"]] if several_models else []), variant,
+                 row[HEADERS["accuracy_pct"]], row[HEADERS["agreement_pct"]],
+                 row[HEADERS["latency_median_us"]],
+                 size(raw["flash_bytes"], raw["flash_limit_bytes"]),
+                 size(raw["ram_bytes"], raw["ram_limit_bytes"])]
         if energy:
-            # Power is in report.md/.csv/.html; the terminal keeps to one energy figure.
-            cells += [row["energy (uJ)"]] + ([] if one_label else [row["energy fidelity"]])
-        # escape: names are data, not rich markup ("[...]" would vanish otherwise).
+            cells += [row[HEADERS["energy_uj"]]] + ([short_label(raw["energy_fidelity"])] if mixed else [])
+        # escape: names are data, not rich markup ("[...]" would vanish otherwise). A variant
+        # that does not fit is red, its sizes say why.
         rich_table.add_row(*map(escape, cells), style="red" if raw["fits"] == "no" else None)
     console.print(rich_table)
     return rich_table

@@ -68,9 +68,13 @@ def new_run_id() -> str:
 def check_writable(results_dir: Path) -> None:
     """Fail early, and clearly, when run folders cannot be written under `results_dir`."""
     path = Path(results_dir)
+    # Nothing is created here (a --collect-only run leaves no folder): the folder, or the
+    # nearest one that exists above it, must take a new file.
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(existing))
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
             pass
     except OSError as exc:
         raise HarnessError(f"the results folder {path} cannot be written ({exc.strerror or exc}): "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness import __version__, fidelity
 from harness.backends import Availability, get_backend
-from harness.boards import Board, load_catalogue
+from harness.boards import Board, CatalogueScan, scan_catalogue
 from harness.dut import Dut
 from harness.errors import BackendError, BoardError, HarnessError
 from harness.firmware import Firmware, build_firmware
@@ -29,6 +29,10 @@ class Case:
     def id(self) -> str:
         return f"{self.board.name}-{self.backend}-{self.variant.name}"
 
+    @property
+    def fidelity(self) -> str:
+        return fidelity_of(self.backend, self.board)
+
 
 @dataclass
 class BoardPlan:
@@ -40,20 +44,25 @@ class BoardPlan:
 
 def plan_boards(board_names: list[str] | None, backend_choice: str, port: str | None,
                 catalogue: dict[str, Board] | None = None) -> tuple[list[BoardPlan], str]:
-    """Pick (board, backend) pairs. Returns them and a sentence saying what was chosen and why."""
-    catalogue = catalogue or load_catalogue()
-    note = ""
+    """Pick (board, backend) pairs. Returns them and lines saying what was chosen and why."""
+    scan = scan_catalogue() if catalogue is None else CatalogueScan(catalogue, {}, {})
+    catalogue = scan.boards
+    notes = scan.notes()
     if not board_names:
         board_names = [name for name, board in catalogue.items()
                        if get_backend(board.default_emulator).availability(board).ok
                        and _backends_for(board, backend_choice, port, strict=False)]
-        note = (f"no --board given: running every board this machine can emulate "
-                f"({', '.join(board_names) or 'none'}); pick others with --board NAME "
-                "(`tinyhil boards` lists them)")
+        notes.insert(0, f"no --board given: running every board this machine can emulate "
+                        f"({', '.join(board_names) or 'none'}); pick others with --board NAME "
+                        "(`tinyhil boards` lists them)")
+    for name in board_names:
+        if name in scan.broken:
+            raise BoardError(scan.broken[name])
     unknown = [name for name in board_names if name not in catalogue]
     if unknown:
         raise BoardError(f"unknown board {', '.join(unknown)}: known boards are "
-                         f"{', '.join(catalogue)} (add one as devices/boards/NAME.toml)")
+                         f"{', '.join(catalogue)} (add one as devices/boards/NAME.toml, or in a "
+                         "folder named by TINYHIL_BOARDS_DIR)")
     plans = []
     for name in board_names:
         board = catalogue[name]
@@ -61,7 +70,7 @@ def plan_boards(board_names: list[str] | None, backend_choice: str, port: str | 
             impl = get_backend(backend)
             ok = impl.availability(board, port=port) if backend == "hardware" else impl.availability(board)
             plans.append(BoardPlan(board, backend, why, ok))
-    return plans, note
+    return plans, "\n".join(notes)
 
 
 def _backends_for(board: Board, choice: str, port: str | None,
@@ -70,8 +79,7 @@ def _backends_for(board: Board, choice: str, port: str | None,
         return [(name, "every emulator of the board") for name in board.backends if name != "hardware"]
     if choice in ("auto", "emulators"):
         if choice == "auto" and "hardware" in board.backends:
-            hardware = get_backend("hardware")
-            attached = port or getattr(hardware, "find_port", lambda b: None)(board)
+            attached = port or attached_port(board)
             if attached:
                 return [("hardware", f"auto: {board.name} attached at {attached}")]
         why = "auto: no board attached" if choice == "auto" else "emulators only"
@@ -116,6 +124,7 @@ class Session:
         self._firmware: dict[str, Firmware] = {}
         self._running: dict[tuple[str, str], tuple[str, Dut]] = {}
         self._link_seen: dict[int, tuple] = {}
+        self.targets: list[dict] = []          # every target started: for the manifest and summary
 
     @property
     def cases(self) -> list[Case]:
@@ -155,7 +164,20 @@ class Session:
             _stop(dut)
         self._running.clear()
         if self.recorder is not None:
+            if self.targets and not self.shared_run:
+                from harness.results import update_manifest
+                update_manifest(self.run_dir, targets=self.targets)
             self.recorder.close(status)
+
+    def target_lines(self) -> list[str]:
+        """What each hardware target went through (flashed, or already held the build)."""
+        lines = []
+        for t in self.targets:
+            if t["backend"] == "hardware":
+                what = (f"flashed with {t['uploader']}" if t["flashed"] else
+                        f"already runs build {t['build_id']}: not flashed again")
+                lines.append(f"tinyhil: {t['board']} at {t['url']}: {what}")
+        return lines
 
     # --- builds and targets -----------------------------------------------------------------
     def exported(self, variant: ModelVariant) -> ExportedModel:
@@ -191,6 +213,7 @@ class Session:
         if case.backend == "hardware":
             options["skip_flash"] = self._board_holds(case, firmware)
         target = self._start_target(case, firmware, options)
+        self.targets.append(_describe_target(case, target))
         settings = case.board.backend_settings(case.backend)
         try:
             client = DutClient.open(target.url, baud=case.board.baud,
@@ -235,7 +258,7 @@ class Session:
 
     def _board_holds(self, case: Case, firmware: Firmware) -> bool:
         """Does the attached board already run this exact build? Then it is not flashed again."""
-        port = self.port or getattr(get_backend("hardware"), "find_port", lambda b: None)(case.board)
+        port = self.port or attached_port(case.board)
         if not port:
             return False
         try:
@@ -250,6 +273,15 @@ class Session:
             client.close()
 
 
+def _describe_target(case: Case, target) -> dict:
+    """A started target as the manifest keeps it: where it ran, and with which tool."""
+    info = target.info
+    return {"board": case.board.name, "backend": case.backend, "variant": case.variant.name,
+            "url": target.url, "fidelity": target.fidelity, "emulator": info.get("qemu") or (info.get("command") or [None])[0],
+            "flashed": info.get("flashed"), "uploader": info.get("uploader"),
+            "build_id": info.get("build_id")}
+
+
 def _stop(dut: Dut) -> None:
     try:
         dut.client.close()
@@ -257,9 +289,15 @@ def _stop(dut: Dut) -> None:
         dut.target.stop()
 
 
-def fidelity_of(backend: str, board: Board | None = None) -> str:
-    impl = get_backend(backend)
-    return impl.fidelity_for(board) if board is not None else impl.fidelity
+def fidelity_of(backend: str, board: Board) -> str:
+    """The one place a figure's fidelity is decided: the backend that ran it, on that board."""
+    return get_backend(backend).fidelity_for(board)
+
+
+def attached_port(board: Board) -> str | None:
+    """Where a board of this type is attached (the lab file's, else by USB VID:PID), or None."""
+    from harness.backends.hardware import find_port
+    return find_port(board)
 
 
 STATIC = fidelity.STATIC

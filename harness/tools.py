@@ -22,6 +22,8 @@ class ToolSpec:
     install: str                      # how to install it, shown when it is missing
     env: str = ""                     # environment variable that may point at it
     package: str = ""                 # Debian package to ask for the version when the tool won't say
+    module: str = ""                  # a Python package the harness uses as a library: found in
+                                      # the harness's own environment, activated or not
 
 
 SPECS = {
@@ -36,7 +38,7 @@ SPECS = {
                                 "TINYHIL_QEMU_AVR"),
     "avrdude": ToolSpec("avrdude", ("-?",), f"{APT} avrdude", "TINYHIL_AVRDUDE"),
     "esptool": ToolSpec("esptool", ("version",), "pip install esptool (a tinyhil dependency)",
-                        "TINYHIL_ESPTOOL"),
+                        "TINYHIL_ESPTOOL", module="esptool"),
     # ESP32: ESP-IDF's compiler when present, else Debian's clang with the lx106 binutils' linker.
     "xtensa-esp32-elf-gcc": ToolSpec("xtensa-esp32-elf-gcc", ("--version",),
                                      "ESP-IDF's install.sh (or use clang-22 from Debian)",
@@ -69,6 +71,8 @@ def _first_version_line(text: str) -> str | None:
 @functools.cache
 def find_tool(name: str) -> Tool:
     spec = SPECS[name]
+    if spec.module and not (spec.env and os.environ.get(spec.env)):
+        return _find_module(name, spec)
     explicit = os.environ.get(spec.env) if spec.env else None
     path = explicit or shutil.which(spec.executable)
     if not path or not Path(path).exists():
@@ -81,6 +85,20 @@ def find_tool(name: str) -> Tool:
     if version is None and spec.package:
         version = _package_version(spec.package)
     return Tool(name, Path(path), version, spec.install)
+
+
+def _find_module(name: str, spec: ToolSpec) -> Tool:
+    """A tool the harness imports: it is where this Python finds it, whatever PATH says."""
+    import importlib.metadata
+    import importlib.util
+    found = importlib.util.find_spec(spec.module)
+    if found is None or not found.origin:
+        return Tool(name, None, None, spec.install)
+    try:
+        version = f"{spec.module} {importlib.metadata.version(spec.module)}"
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return Tool(name, Path(found.origin).parent, version, spec.install)
 
 
 def _package_version(package: str) -> str | None:

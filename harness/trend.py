@@ -12,15 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import metrics
 from harness.errors import HarnessError
 from harness.report import KEY, _safe_name, find_run_dirs
 from harness.results import load_run, read_manifest
 
-# The figures worth a trend, with their statistic: (metric, statistic, axis label).
-TREND_METRICS = [("accuracy", "value", "accuracy (%)"), ("agreement", "value", "agreement (%)"),
-                 ("latency_us", "median", "latency median (us)"),
-                 ("latency_us", "p95", "latency p95 (us)"), ("flash_bytes", "value", "flash (B)"),
-                 ("ram_bytes", "value", "static RAM (B)"), ("energy_uj", "value", "energy (uJ)")]
+# The figures worth a trend: the registry's columns with the trend view.
+TREND_COLUMNS = metrics.trend_columns()
 
 
 def run_index(paths: Sequence[Path]) -> pd.DataFrame:
@@ -43,23 +41,28 @@ def trend_frame(paths: Sequence[Path]) -> pd.DataFrame:
     host, value, unit and fidelity."""
     runs = run_index(paths)
     df = pd.concat([load_run(Path(folder)) for folder in runs["folder"]], ignore_index=True)
+    df = metrics.device_figures_only(df)
     df = df.merge(runs[["run_id", "host", "started"]], on="run_id", how="left")
-    wanted = pd.DataFrame([(m, s) for m, s, _ in TREND_METRICS], columns=["metric", "statistic"])
-    df = df.merge(wanted, on=["metric", "statistic"])
+    df = df.assign(column=[metrics.column_of(m, s) for m, s in zip(df["metric"], df["statistic"])])
+    df = df[df["column"].isin({c.key for c in TREND_COLUMNS})]
+    # A column without a fixed statistic takes the preferred one each run recorded.
+    rank = df["statistic"].map({s: i for i, s in enumerate(metrics.STAT_PREFERENCE)}).fillna(99)
+    df = df.assign(_rank=rank).sort_values("_rank").drop_duplicates(
+        ["run_id", *KEY, "column", "time"], keep="first")
     # The run's start time orders the series; the record's own time when a manifest is missing.
     df["when"] = pd.to_datetime(df["started"].fillna(df["time"]), utc=True, format="ISO8601")
     df = (df.sort_values("time")
-            .drop_duplicates(["run_id", *KEY, "metric", "statistic"], keep="last")
+            .drop_duplicates(["run_id", *KEY, "column"], keep="last")
             .sort_values(["when", *KEY]))
-    return df[["when", "run_id", "host", *KEY, "metric", "statistic", "value", "unit",
+    return df[["when", "run_id", "host", *KEY, "column", "metric", "statistic", "value", "unit",
                "fidelity"]].reset_index(drop=True)
 
 
-def plot_metric(df: pd.DataFrame, metric: str, statistic: str, label: str, path: Path) -> Path | None:
+def plot_metric(df: pd.DataFrame, column: str, label: str, path: Path) -> Path | None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = df[(df["metric"] == metric) & (df["statistic"] == statistic)]
+    rows = df[df["column"] == column]
     if rows.empty:
         return None
     fig = Figure(figsize=(8, 5), layout="constrained")
@@ -89,13 +92,13 @@ def write_trend(paths: Sequence[Path], out_dir: Path) -> dict[str, Path]:
     df = trend_frame(paths)
     if df.empty:
         raise HarnessError("the runs hold none of the trend metrics "
-                           f"({', '.join(sorted({m for m, _, _ in TREND_METRICS}))})")
+                           f"({', '.join(sorted({c.metric for c in TREND_COLUMNS}))})")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    for metric, statistic, label in TREND_METRICS:
-        name = f"trend_{_safe_name(metric)}{'' if statistic == 'value' else '_' + statistic}.png"
-        if plot_metric(df, metric, statistic, label, out_dir / name):
+    for column in TREND_COLUMNS:
+        name = f"trend_{_safe_name(column.key)}.png"
+        if plot_metric(df, column.key, column.label, out_dir / name):
             written[name] = out_dir / name
     df.assign(when=df["when"].map(lambda t: t.isoformat())).to_csv(out_dir / "trend.csv", index=False)
     written["trend.csv"] = out_dir / "trend.csv"

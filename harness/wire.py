@@ -1,4 +1,4 @@
-"""Wire protocol v1: the one source of its constants, and frame encoding/decoding.
+"""Wire protocol v2: the one source of its constants, and frame encoding/decoding.
 
 docs/protocol.md specifies it; devices/firmware/runtime/tinyhil_wire.h is generated from this
 module (`tinyhil gen-header`), and a test checks that the committed header matches.
@@ -13,10 +13,11 @@ CRC is CRC-16/CCITT-FALSE over TYPE..PAYLOAD.
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SYNC = 0xA5
 HEADER_SIZE = 6          # SYNC TYPE SEQ LEN(2) HCRC
 TRAILER_SIZE = 2         # CRC-16
@@ -32,7 +33,9 @@ MSG = {
     "LOAD": 0x03,            # host -> DUT: offset u16, bytes; no response (checked by INFER_LOADED)
     "INFER": 0x04,           # host -> DUT: runs u16, warmup u16, the whole vector
     "INFER_LOADED": 0x05,    # host -> DUT: runs u16, warmup u16, length u16, crc16 u16
-    "RESULT": 0x84,          # DUT -> host: runs u16, output bytes, runs x cycles u32
+    # DUT -> host: runs u16, loops u32, output bytes, runs x cycles u32 (each run: `loops`
+    # inferences back to back, so a host clock's coarse steps never read a run as 0 ticks)
+    "RESULT": 0x84,
     "ERROR": 0xEE,           # DUT -> host: code u8, detail u16
 }
 
@@ -75,24 +78,10 @@ def crc8(data: bytes) -> int:
     return crc
 
 
-def _crc16_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-        table.append(crc)
-    return table
-
-
-_CRC16 = _crc16_table()
-
-
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF); crc16(b"123456789") == 0x29B1."""
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[((crc >> 8) ^ byte) & 0xFF]
-    return crc
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF); crc16(b"123456789") == 0x29B1.
+    binascii's crc_hqx is exactly this CRC, computed in C."""
+    return binascii.crc_hqx(data, crc)
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,49 @@ def test_board_name_must_match_its_file(tmp_path):
     other.write_text(text)
     with pytest.raises(BoardError, match="rename"):
         load_board_file(other)
+
+
+def user_boards(tmp_path, **files):
+    folder = tmp_path / "my-boards"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / f"{name}.toml").write_text(text)
+    return folder
+
+
+def test_user_boards_add_to_the_built_in_ones_and_win_by_name(tmp_path, monkeypatch):
+    from harness.boards import scan_catalogue
+    uno_text = load_catalogue()["uno"].source.read_text()
+    folder = user_boards(tmp_path,
+                         uno=uno_text.replace('description = "', 'description = "my own '),
+                         nano=uno_text.replace('name = "uno"', 'name = "nano"'))
+    monkeypatch.setenv("TINYHIL_BOARDS_DIR", str(folder))
+    scan = scan_catalogue()
+    assert {"native", "uno", "mega2560", "nano"} <= set(scan.boards)
+    assert scan.boards["uno"].description.startswith("my own ")
+    assert scan.overridden == {"uno": folder / "uno.toml"}
+    assert any("board uno from" in note and "replaces the built-in uno" in note
+               for note in scan.notes())
+
+
+def test_one_broken_board_file_leaves_out_that_board_alone(tmp_path, monkeypatch):
+    from harness.boards import scan_catalogue
+    from harness.session import plan_boards
+    folder = user_boards(tmp_path, broken="name = \"broken\"\nclock_hz = = 3\n")
+    monkeypatch.setenv("TINYHIL_BOARDS_DIR", str(folder))
+    scan = scan_catalogue()
+    assert {"native", "uno"} <= set(scan.boards) and "broken" not in scan.boards
+    assert "not valid TOML" in scan.broken["broken"]
+    plans, note = plan_boards(["native"], "auto", None)
+    assert [p.board.name for p in plans] == ["native"]
+    assert "board broken left out" in note
+    with pytest.raises(BoardError, match="broken.toml is not valid TOML"):
+        plan_boards(["broken"], "auto", None)
+
+
+def test_user_boards_folder_that_does_not_exist_is_named(tmp_path, monkeypatch):
+    from harness.boards import scan_catalogue
+    monkeypatch.setenv("TINYHIL_BOARDS_DIR", str(tmp_path / "nowhere"))
+    scan = scan_catalogue()
+    assert "uno" in scan.boards
+    assert any("TINYHIL_BOARDS_DIR names" in note for note in scan.notes())

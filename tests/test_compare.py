@@ -81,12 +81,20 @@ def test_cli_exits_non_zero_naming_each_breach(tmp_path):
 
 def test_other_fidelity_or_toolchain_is_reported_not_compared(tmp_path):
     base = make_run(tmp_path, "base", BASE, tools={"avr-gcc": "avr-gcc (GCC) 7.3.0"})
-    on_qemu = make_run(tmp_path, "qemu", BASE | {("latency_us", "median"): 900.0}, fidelity="functional",
-                       tools={"avr-gcc": "avr-gcc (GCC) 7.3.0"})
+    on_qemu = make_run(tmp_path, "qemu", BASE | {("latency_us", "median"): 900.0},
+                       fidelity="instruction-count", tools={"avr-gcc": "avr-gcc (GCC) 7.3.0"})
     table = compare_runs([base], [on_qemu])
     latency = table[(table["metric"] == "latency_us") & (table["statistic"] == "median")].iloc[0]
-    assert latency["status"] == "not compared" and "fidelity cycle-accurate -> functional" in latency["note"]
+    assert latency["status"] == "not compared"
+    assert "fidelity cycle-accurate -> instruction-count" in latency["note"]
     assert not breaches(table, [parse_rule("latency_us:+5%")])
+    # A host-clock "latency" (qemu-system-avr) is no device figure: compare never takes it.
+    host_clock = make_run(tmp_path, "qemu-avr", BASE | {("latency_us", "median"): 900.0},
+                          fidelity="functional", tools={"avr-gcc": "avr-gcc (GCC) 7.3.0"})
+    table = compare_runs([base], [host_clock])
+    latency = table[(table["metric"] == "latency_us") & (table["statistic"] == "median")].iloc[0]
+    assert latency["status"] == "only in baseline"
+    assert table.loc[table["metric"] == "accuracy", "status"].iloc[0] == "not compared"
     new_gcc = make_run(tmp_path, "gcc14", BASE | {("flash_bytes", "value"): 30000},
                        tools={"avr-gcc": "avr-gcc (GCC) 14.2.0"})
     table = compare_runs([base], [new_gcc])
@@ -119,10 +127,10 @@ def test_trend_merges_runs_from_several_hosts_one_plot_per_metric(tmp_path):
     assert list(median["value"]) == [100.0, 101.0, 99.0]          # in run order
     assert list(median["host"]) == ["lab-a", "lab-b", "lab-a"]
     written = write_trend([runs], tmp_path / "trend")
-    for name in ("trend_accuracy.png", "trend_latency_us_median.png", "trend_latency_us_p95.png",
-                 "trend_flash_bytes.png", "trend.csv"):
+    for name in ("trend_accuracy_pct.png", "trend_latency_median_us.png",
+                 "trend_latency_p95_us.png", "trend_flash_bytes.png", "trend.csv"):
         assert name in written and written[name].stat().st_size > 0, name
-    assert written["trend_accuracy.png"].read_bytes()[:4] == b"\x89PNG"
+    assert written["trend_accuracy_pct.png"].read_bytes()[:4] == b"\x89PNG"
     assert "trend_energy_uj.png" not in written          # nobody measured energy
     assert set(pd.read_csv(written["trend.csv"])["host"]) == {"lab-a", "lab-b"}
     result = subprocess.run([sys.executable, "-m", "harness", "report", "--trend", str(runs),

@@ -55,6 +55,7 @@ def test_clean_pulses_give_exact_energy_duration_and_voltage():
 def test_noise_averages_out_within_a_fraction_of_a_percent():
     current, voltage, marker = stream([5000] * 3, noise=0.5e-3, seed=3)
     windower = cut_windows(chunks(current, voltage, marker, []), RATE)
+    assert len(windower.pulses) == 3, windower.notes
     for pulse in windower.pulses:
         assert pulse.energy_j == pytest.approx(expected_energy(5000), rel=3e-3)
 

@@ -35,6 +35,12 @@ def find_port(board: Board) -> str | None:
         return None
 
 
+def port_hint(board: Board) -> str:
+    """The port a board of this kind usually appears at: CDC-ACM on Arduinos' own USB chips
+    (ttyACM), a USB-serial bridge (CP210x, CH340, FTDI: ttyUSB) on ESP32 boards."""
+    return str(board.backend_settings("hardware").get("port_hint", "/dev/ttyACM0"))
+
+
 def _usb_ids(board: Board) -> str:
     return ", ".join(f"{u.vid:04x}:{u.pid:04x}" for u in board.usb) or "none listed"
 
@@ -143,7 +149,7 @@ class HardwareBackend(Backend):
         if not where:
             return Availability(False, f"no {board.name} attached (looked for VID:PID "
                                 f"{_usb_ids(board)}); connect one or pass --port",
-                                "connect the board by USB, or pass --port /dev/ttyACM0")
+                                f"connect the board by USB, or pass --port {port_hint(board)}")
         return Availability(True)
 
     def start(self, board: Board, firmware, options: dict) -> Target:

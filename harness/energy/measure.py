@@ -81,7 +81,7 @@ def measure_energy(dut, monitor: EnergyMonitor, vector: bytes, *, min_window_s: 
     if windows < 1:
         raise EnergyError(f"--energy-windows must be at least 1, not {windows}")
     runs = dut.identity.max_runs
-    valid, _ = dut.cycles(vector, runs=min(runs, 4), warmup=warmup)
+    valid = dut.cycles(vector, runs=min(runs, 4), warmup=warmup).per_inference
     if not valid:
         raise EnergyError(f"{dut.board.name}: no inference could be timed, so no energy window "
                           "can be sized")
@@ -91,9 +91,12 @@ def measure_energy(dut, monitor: EnergyMonitor, vector: bytes, *, min_window_s: 
     measured = []
     for _ in range(windows):
         monitor.begin_window()
+        inferences = 0
         try:
             for _ in range(requests):
-                monitor.after_request(runs, dut.infer(vector, runs=runs, warmup=0))
+                result = dut.infer(vector, runs=runs, warmup=0)
+                inferences += result.inferences
+                monitor.after_request(runs, result)
         except BaseException:
             try:
                 monitor.end_window()
@@ -106,5 +109,5 @@ def measure_energy(dut, monitor: EnergyMonitor, vector: bytes, *, min_window_s: 
                               f"inference requests in one window: a pulse was lost or split "
                               "(a loose marker wire, or glitches longer than the glitch filter). "
                               "Check the wiring in docs/energy.md")
-        measured.append(Window.from_pulses(pulses, runs * requests))
+        measured.append(Window.from_pulses(pulses, inferences))
     return EnergyMeasurement(measured, runs, requests, monitor.describe(), monitor.fidelity)

@@ -1,6 +1,5 @@
 """Bad input gets a clear error naming the problem and the fix, and never a traceback."""
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -12,12 +11,11 @@ import serial
 from faultkit import start_session
 from harness.boards import load_board_file
 from harness.dut import Dut
-from harness.errors import BoardError, HarnessError, ProtocolError
+from harness.errors import BoardError, ProtocolError
 from harness.firmware import build_firmware
 from harness.models import export
-from harness.paths import boards_dir
 from harness.protocol import DutClient
-from harness.wire import c_header
+from harness.wire import PROTOCOL_VERSION, c_header
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,18 +50,22 @@ def test_unknown_backend(tmp_path):
     ("name = 'broken'\ndescription = 'x'\n", ("lacks", "arch", "uno.toml")),
 ], ids=["malformed", "incomplete"])
 def test_bad_board_file(tmp_path, text, words):
-    boards = tmp_path / "boards"
+    boards = tmp_path / "boards"                 # the user's boards, beside the built-in ones
     boards.mkdir()
-    for path in boards_dir().glob("*.toml"):
-        (boards / path.name).write_text(path.read_text())
     (boards / "broken.toml").write_text(text)
     with pytest.raises(BoardError) as exc:
         load_board_file(boards / "broken.toml")
     assert all(w in str(exc.value) for w in words)
-    code, out = tinyhil_pytest("suites/", "--board=native", f"--results-dir={tmp_path / 'r'}",
+    # Asked for by name: a clear error. Every other board still runs, the header says why
+    # this one is left out.
+    code, out = tinyhil_pytest("suites/", "--board=broken", f"--results-dir={tmp_path / 'r'}",
                                env={"TINYHIL_BOARDS_DIR": str(boards)})
     assert code != 0
     assert_clear(out, "broken.toml", *words)
+    run = subprocess.run([sys.executable, "-m", "harness", "boards"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "TINYHIL_BOARDS_DIR": str(boards)})
+    assert run.returncode == 0, run.stderr
+    assert_clear(run.stdout, "note: board broken left out", *words, "\nnative: ", "\nuno: ")
 
 
 def test_missing_toolchain(tmp_path):
@@ -109,7 +111,7 @@ def test_firmware_speaking_another_protocol_version(tmp_path):
     from harness.boards import get_board
     include = tmp_path / "include"
     include.mkdir()
-    (include / "tinyhil_wire.h").write_text(c_header().replace("TINYHIL_PROTOCOL_VERSION 1", "TINYHIL_PROTOCOL_VERSION 9"))
+    (include / "tinyhil_wire.h").write_text(c_header().replace(f"TINYHIL_PROTOCOL_VERSION {PROTOCOL_VERSION}", "TINYHIL_PROTOCOL_VERSION 9"))
     from harness import firmware as fwb
     board, exported = get_board("native"), export("dtree_emlearn")
     build_id = build_firmware(board, exported).build_id
@@ -125,7 +127,7 @@ def test_firmware_speaking_another_protocol_version(tmp_path):
     try:
         pty = proc.stdout.readline().decode().split()[1]
         client = DutClient.open(pty, timeout=1.0)
-        with pytest.raises(ProtocolError, match=r"speaks protocol v9, this harness v1: rebuild the firmware"):
+        with pytest.raises(ProtocolError, match=rf"speaks protocol v9, this harness v{PROTOCOL_VERSION}: rebuild the firmware"):
             client.identify()
         client.close()
     finally:
@@ -164,4 +166,3 @@ def test_cli_report_of_nothing_is_clear(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 2
     assert_clear(run.stderr, "no run records", "results/<run-id>")
-    assert isinstance(HarnessError("x"), Exception) and fcntl

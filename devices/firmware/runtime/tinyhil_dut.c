@@ -1,5 +1,5 @@
 /* DUT runtime: frame parser, request dispatch and the timed inference loop.
- * Wire protocol v1, specified in docs/protocol.md; constants come from tinyhil_wire.h,
+ * Wire protocol v2, specified in docs/protocol.md; constants come from tinyhil_wire.h,
  * which is generated from harness/wire.py. The parser takes any byte stream: a frame is
  * acted on only when its header CRC-8 and its CRC-16 both check out. */
 #include <stdint.h>
@@ -49,6 +49,8 @@ static uint32_t output_words[(TINYHIL_OUTPUT_CAPACITY + 3) / 4];
 #define OUTPUT ((uint8_t *)output_words)
 static uint32_t run_cycles[TINYHIL_MAX_RUNS];
 static uint32_t counter_overhead;   /* cycles one back-to-back counter read costs */
+static uint32_t counter_resolution; /* smallest step the counter was seen to move by */
+static uint32_t min_timed_ticks;    /* shortest timed run worth reporting (0: one inference) */
 static uint8_t identified;          /* IDENTITY sent since boot: zeroed by every reset */
 
 /* Parser state. */
@@ -160,10 +162,11 @@ static void send_identity(uint8_t seq)
     uint8_t board_len = (uint8_t)strlen(board), model_len = (uint8_t)strlen(model);
     uint8_t fixed[2] = {TINYHIL_PROTOCOL_VERSION,
                         (uint8_t)(TINYHIL_FLAGS | (identified ? TINYHIL_FLAG_IDENTIFIED_BEFORE : 0))};
-    tx_begin(TINYHIL_MSG_IDENTITY, seq, (uint16_t)(2 + 4 + 4 + 2 + 2 + 2 + 3 + 3 + 8 + 8 + 1 + board_len + 1 + model_len));
+    tx_begin(TINYHIL_MSG_IDENTITY, seq, (uint16_t)(2 + 4 + 4 + 4 + 2 + 2 + 2 + 3 + 3 + 8 + 8 + 1 + board_len + 1 + model_len));
     tx_bytes(fixed, 2);
     tx_u32(TINYHIL_CLOCK_HZ);
     tx_u32(tinyhil_port_timer_hz());
+    tx_u32(counter_resolution);
     tx_u16(TINYHIL_MAX_PAYLOAD);
     tx_u16(TINYHIL_VECTOR_CAPACITY);
     tx_u16(TINYHIL_MAX_RUNS);
@@ -181,20 +184,40 @@ static void send_identity(uint8_t seq)
     identified = 1;
 }
 
-/* Warm-up runs, then `runs` timed runs with the marker high around the timed loop alone. */
+/* Inferences back to back per timed run: 1 on a microcontroller; on a host clock (native),
+ * enough that one run spans min_timed_ticks, so a 10 ns model on a 10 ns-step clock is not
+ * read as 0 ticks. Doubling from 1 keeps the search short; the cost is untimed. */
+static uint32_t calibrate_loops(int *failed)
+{
+    uint32_t loops = 1;
+    while (min_timed_ticks && loops < 0x1000000UL) {
+        uint32_t start = tinyhil_port_cycles();
+        for (uint32_t i = 0; i < loops && !*failed; i++)
+            *failed = tinyhil_model_infer(VECTOR, OUTPUT);
+        if (*failed || tinyhil_port_cycles() - start >= min_timed_ticks)
+            break;
+        loops *= 2;
+    }
+    return loops;
+}
+
+/* Warm-up runs, then `runs` timed runs (each `loops` inferences) with the marker high around
+ * the timed loop alone. */
 static void run_inference(uint8_t seq, uint16_t runs, uint16_t warmup)
 {
-    while (warmup--) {
-        if (tinyhil_model_infer(VECTOR, OUTPUT) != 0) {
-            send_error(seq, TINYHIL_ERR_MODEL_FAILED, 0);
-            return;
-        }
-    }
     int failed = 0;
+    while (warmup-- && !failed)
+        failed = tinyhil_model_infer(VECTOR, OUTPUT);
+    uint32_t loops = failed ? 1 : calibrate_loops(&failed);
+    if (failed) {
+        send_error(seq, TINYHIL_ERR_MODEL_FAILED, 0);
+        return;
+    }
     tinyhil_port_marker(1);
     for (uint16_t i = 0; i < runs && !failed; i++) {
         uint32_t start = tinyhil_port_cycles();
-        failed = tinyhil_model_infer(VECTOR, OUTPUT);
+        for (uint32_t j = 0; j < loops && !failed; j++)
+            failed = tinyhil_model_infer(VECTOR, OUTPUT);
         uint32_t spent = tinyhil_port_cycles() - start;
         /* A counter that ran backwards (an emulator whose timer lags its overflow flag)
          * gives no figure rather than a wrong one. */
@@ -209,8 +232,9 @@ static void run_inference(uint8_t seq, uint16_t runs, uint16_t warmup)
         return;
     }
     uint16_t out_len = output_bytes();
-    tx_begin(TINYHIL_MSG_RESULT, seq, (uint16_t)(2 + out_len + 4 * runs));
+    tx_begin(TINYHIL_MSG_RESULT, seq, (uint16_t)(6 + out_len + 4 * runs));
     tx_u16(runs);
+    tx_u32(loops);
     tx_bytes(OUTPUT, out_len);
     for (uint16_t i = 0; i < runs; i++)
         tx_u32(run_cycles[i]);
@@ -336,6 +360,19 @@ void tinyhil_dut_init(void)
             best = b - a;
     }
     counter_overhead = best;
+    /* The counter's resolution: the smallest step it moves by (1 on a cycle counter). */
+    uint32_t step = 0xFFFFFFFFUL;
+    for (uint8_t i = 0; i < 8; i++) {
+        uint32_t a = tinyhil_port_cycles(), b = a;
+        for (uint16_t spin = 0; b == a && spin < 60000U; spin++)   /* a stuck counter: give up */
+            b = tinyhil_port_cycles();
+        if (b != a && b - a < step)
+            step = b - a;
+    }
+    counter_resolution = step == 0xFFFFFFFFUL ? 0 : step;
+    /* On a host clock a timed run spans at least 1000 steps: quantised to 0.1 % at most. */
+    if (TINYHIL_FLAGS & TINYHIL_FLAG_HOST_CLOCK)
+        min_timed_ticks = 1000UL * (step ? step : 1);
 }
 
 void tinyhil_dut_main(void)

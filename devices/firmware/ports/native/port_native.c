@@ -21,6 +21,11 @@ static size_t out_len;
 static char self_exe[4096];
 
 #define PTY_FD_ENV "TINYHIL_NATIVE_PTY_FD"
+/* Tests emulate a host whose CLOCK_MONOTONIC moves in coarse steps (some VMs: 10 ns or more):
+ * the counter is rounded down to a multiple of this many nanoseconds. */
+#define CLOCK_STEP_ENV "TINYHIL_NATIVE_CLOCK_STEP_NS"
+static uint64_t clock_step_ns = 1;
+static char step_env[64] = CLOCK_STEP_ENV "=1";
 
 /* Reset: every static is lost, as on a microcontroller; the pty's master fd is inherited
  * (it is not close-on-exec) and named in the environment. execve is async-signal-safe. */
@@ -29,7 +34,7 @@ static void on_reset(int sig)
     (void)sig;
     static char fd_env[64];
     char *argv[] = {self_exe, NULL};
-    char *envp[] = {fd_env, NULL};
+    char *envp[] = {fd_env, step_env, NULL};
     int n = master, i = 0;
     char digits[16];
     const char *prefix = PTY_FD_ENV "=";
@@ -60,6 +65,12 @@ static void arm_reset(void)
 
 void tinyhil_port_init(void)
 {
+    const char *step = getenv(CLOCK_STEP_ENV);
+    if (step && atoll(step) > 0) {
+        clock_step_ns = (uint64_t)atoll(step);
+        snprintf(step_env, sizeof step_env, "%s=%llu", CLOCK_STEP_ENV,
+                 (unsigned long long)clock_step_ns);
+    }
     const char *inherited = getenv(PTY_FD_ENV);
     if (inherited) {                 /* started again by a reset: same pty, nothing to announce */
         master = atoi(inherited);
@@ -131,7 +142,8 @@ uint32_t tinyhil_port_cycles(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint32_t)((uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec);
+    uint64_t ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+    return (uint32_t)(ns - ns % clock_step_ns);
 }
 
 uint32_t tinyhil_port_timer_hz(void) { return 1000000000UL; }

@@ -1,0 +1,95 @@
+"""The metric registry: every figure a suite records, once, with its unit, the statistic each
+table column takes, its label for people, and which views show it (the terminal table, the
+Markdown/HTML/CSV report, trend plots). The comparison table, `compare` and the trend all read
+this list, so a new metric is one entry here.
+
+Device figures: a column of the device's own time (latency) takes only figures whose fidelity
+is a device time (fidelity.DEVICE_TIME). qemu-system-avr's timer follows the host clock
+(`functional`): its outputs and footprint stay, its "latency" never fills a latency column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness import fidelity as fid
+
+TERMINAL, REPORT, TREND = "terminal", "report", "trend"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str                        # the comparison table's column name
+    metric: str                     # the recorded metric it shows
+    statistic: str | None           # the recorded statistic; None: value, else median, else mean
+    unit: str
+    label: str                      # header for people, unit included
+    views: frozenset[str]
+    device_time: bool = False       # only device-time fidelities may fill it
+    digits: int | None = None       # None: about four significant digits
+
+    @property
+    def in_trend(self) -> bool:
+        return TREND in self.views
+
+
+STAT_PREFERENCE = ("value", "median", "mean")
+_ALL = frozenset({TERMINAL, REPORT, TREND})
+_REPORT = frozenset({REPORT})
+
+COLUMNS = (
+    Column("accuracy_pct", "accuracy", None, "%", "accuracy (%)", _ALL, digits=1),
+    Column("agreement_pct", "agreement", None, "%", "agreement (%)", _ALL, digits=1),
+    Column("latency_median_us", "latency_us", "median", "us", "latency median (us)", _ALL,
+           device_time=True),
+    Column("latency_p95_us", "latency_us", "p95", "us", "latency p95 (us)",
+           frozenset({REPORT, TREND}), device_time=True),
+    Column("latency_median_cycles", "latency_cycles", "median", "cycles",
+           "latency median (cycles)", _REPORT, device_time=True),
+    Column("flash_bytes", "flash_bytes", None, "B", "flash (B)", _ALL, digits=0),
+    Column("flash_limit_bytes", "flash_limit_bytes", None, "B", "flash limit (B)", _REPORT, digits=0),
+    Column("ram_bytes", "ram_bytes", None, "B", "static RAM (B)", _ALL, digits=0),
+    Column("ram_limit_bytes", "ram_limit_bytes", None, "B", "RAM limit (B)", _REPORT, digits=0),
+    Column("stack_bytes", "stack_bytes", None, "B", "stack bound (B)", frozenset({REPORT, TREND}),
+           digits=0),
+    Column("fits", "fits", None, "bool", "fits", _REPORT),
+    Column("energy_uj", "energy_uj", None, "uJ", "energy (uJ)", _ALL),
+    Column("power_mw", "power_mw", None, "mW", "power (mW)", _REPORT),
+    Column("supply_v", "supply_v", None, "V", "supply (V)", _REPORT, digits=2),
+    Column("host_roundtrip_ms", "host_roundtrip_ms", None, "ms", "host round trip (ms)", _REPORT),
+)
+BY_KEY = {c.key: c for c in COLUMNS}
+# Energy comes with power and supply (one monitor gives all three), and has its own fidelity.
+ENERGY_KEYS = ("energy_uj", "power_mw", "supply_v")
+ENERGY_METRICS = ENERGY_KEYS
+OPTIONAL_KEYS = ENERGY_KEYS + ("host_roundtrip_ms",)   # a column only when some run measured it
+DEVICE_TIME_METRICS = frozenset(c.metric for c in COLUMNS if c.device_time)
+
+
+def columns(view: str) -> list[Column]:
+    return [c for c in COLUMNS if view in c.views]
+
+
+def column_of(metric: str, statistic: str) -> str | None:
+    """The table column a (metric, statistic) record fills, or None."""
+    exact = [c for c in COLUMNS if c.metric == metric and c.statistic == statistic]
+    if exact:
+        return exact[0].key
+    loose = [c for c in COLUMNS if c.metric == metric and c.statistic is None]
+    return loose[0].key if loose else None
+
+
+def not_device_time(df: pd.DataFrame) -> pd.Series:
+    """Rows that are a device-time metric measured at a fidelity that is not a device time."""
+    return df["metric"].isin(DEVICE_TIME_METRICS) & ~df["fidelity"].isin(fid.DEVICE_TIME)
+
+
+def device_figures_only(df: pd.DataFrame) -> pd.DataFrame:
+    """Records without host-clock "latency": what the table, compare and trend take."""
+    return df[~not_device_time(df)]
+
+
+def trend_columns() -> list[Column]:
+    return [c for c in COLUMNS if c.in_trend]
