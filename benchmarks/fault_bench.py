@@ -24,8 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.results import RECORDS_JSONL  # noqa: E402
-from harness.session import Session, plan_boards, select_variants  # noqa: E402
+from harness.results.records import RECORDS_JSONL  # noqa: E402
+from harness.faults.inject import fault_link_wrapper
+from harness.session.plan import plan_boards, select_variants
+from harness.session.session import Session  # noqa: E402
 
 TARGETS = {"native": ("native", "native"), "uno-simavr": ("uno", "simavr")}
 LINK = {"flip": "flip=0.01", "drop": "drop=0.002", "dup": "dup=0.005", "delay": "delay=0.01,delay_ms=30"}
@@ -42,7 +44,7 @@ def run_target(name: str, rounds: int, vectors: int, workdir: Path) -> dict:
     expected = lost = wrong = 0
     for kind, spec in [("none", "flip=0"), *LINK.items()]:
         session = Session(plans, select_variants([VARIANT]), workdir, run_id=f"{name}-{kind}",
-                          fault_link=f"{spec},seed=5")
+                          wrap_target=fault_link_wrapper(f"{spec},seed=5"))
         case = session.cases[0]
         dut = session.dut(case)
         dut.client.timeout = REPLY_TIMEOUT_S
@@ -84,7 +86,7 @@ def run_target(name: str, rounds: int, vectors: int, workdir: Path) -> dict:
 
 
 def inject(dut, kind: str, injected: Counter) -> None:
-    pid = dut.target.info["pid"]
+    pid = dut.target.pid
     if kind == "dut_hang":
         os.kill(pid, signal.SIGSTOP)
     elif kind == "emulator_died":
@@ -94,7 +96,7 @@ def inject(dut, kind: str, injected: Counter) -> None:
         time.sleep(0.05)
         dut.supervisor.check_reset("between requests")
     elif kind == "port_vanished":
-        link = dut.target.info["faultlink"]
+        link = dut.target.extras["faultlink"]
         link.vanish()
         threading.Timer(0.3, link.reappear).start()
     injected[kind] += 1

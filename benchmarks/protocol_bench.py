@@ -17,17 +17,18 @@ import argparse
 import statistics
 import time
 
-from harness.backends import get_backend
+from harness.backends import fidelity_of, get_backend
+from harness.backends.base import StartRequest
 from harness.boards import get_board, load_catalogue
-from harness.firmware import build_firmware
+from harness.build.firmware import build_firmware
 from harness.models import export
-from harness.protocol import DutClient
+from harness.protocol.client import DutClient
 
 
 def start(variant: str):
     board = get_board("native")
     exported = export(variant)
-    target = get_backend("native").start(board, build_firmware(board, exported), {})
+    target = get_backend("native", board).start(StartRequest(board, build_firmware(board, exported)))
     client = DutClient.open(target.url)
     client.identify()
     return target, client, exported

@@ -19,8 +19,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.report import comparison_table  # noqa: E402
-from harness.results import DTYPES, RECORD_FIELDS  # noqa: E402
+from harness.report.table import comparison_table  # noqa: E402
+from harness.results.records import DTYPES, RECORD_FIELDS  # noqa: E402
 
 # (metric, statistic, unit, fidelity); "*" takes the backend's fidelity.
 SUITE_RECORDS = [("accuracy", "value", "%", "*"), ("agreement", "value", "%", "*"),
@@ -89,8 +89,8 @@ def main(argv=None) -> int:
     # End to end, as `tinyhil report` does it: the records as a closed run folder's parquet.
     import tempfile
 
-    from harness.report import load_runs
-    from harness.results import RECORDS_PARQUET
+    from harness.report.table import load_runs
+    from harness.results.records import RECORDS_PARQUET
     with tempfile.TemporaryDirectory() as tmp:
         df.drop(columns="run_status").to_parquet(Path(tmp) / RECORDS_PARQUET, index=False)
         started = time.perf_counter()

@@ -25,8 +25,8 @@ HEADER = Path("runtime") / "tinyhil_wire.h"
 def cmd_boards(args) -> int:
     """One line per board, then one per backend: usable here, or why not and how to fix it.
     Plain lines rather than a table: the reasons are sentences and must not be cut."""
-    from harness.backends import get_backend
     from harness.boards import scan_catalogue
+    from harness.session.plan import backend_availability
 
     scan = scan_catalogue()
     for note in scan.notes():
@@ -35,7 +35,7 @@ def cmd_boards(args) -> int:
         print(f"{board.name}: {board.description}; {board.mcu} at {board.clock_hz / 1e6:g} MHz, "
               f"flash {_size(board.flash_bytes)}, RAM {_size(board.ram_bytes)}  ({board.source})")
         for backend in board.backends:
-            status = get_backend(backend).availability(board)
+            status = backend_availability(board, backend, None)
             default = " (default emulator)" if backend == board.default_emulator else ""
             if status.ok:
                 state = f"usable here{': ' + status.detail if status.detail else ''}"
@@ -57,10 +57,10 @@ def cmd_variants(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from harness.report import comparison_table, load_runs, print_table, write_report
+    from harness.report.table import comparison_table, load_runs, print_table, write_report
     paths = [Path(p) for p in args.runs] or [Path("results")]
     if args.trend:
-        from harness.trend import cmd_trend
+        from harness.report.trend import cmd_trend
         return cmd_trend(paths, Path(args.out) if args.out else None)
     table = comparison_table(load_runs(paths))
     print_table(table)
@@ -97,7 +97,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_gen_header(args) -> int:
-    from harness.wire import c_header
+    from harness.protocol.wire import c_header
     path = firmware_dir() / HEADER
     if args.check:
         if path.read_text() != c_header():
@@ -111,7 +111,7 @@ def cmd_gen_header(args) -> int:
 
 
 def cmd_export_library(args) -> int:
-    from harness.arduino_lib import export_library
+    from harness.build.arduino_library import export_library
     lib = export_library(Path(args.dest))
     print(f"wrote {lib} (Arduino: copy it into your sketchbook's libraries/; PlatformIO: into lib/)")
     return 0
@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="figures over a series of runs (from one or several hosts): one "
                              "plot per metric and trend.csv")
     report.set_defaults(fn=cmd_report)
-    from harness import compare, lab_cli
+    from harness.report import compare
+    from harness.lab import cli as lab_cli
     compare.add_parser(sub)
     lab_cli.add_parser(sub)
     header = sub.add_parser("gen-header", help="regenerate devices/firmware/runtime/tinyhil_wire.h")

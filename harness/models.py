@@ -32,7 +32,7 @@ import numpy as np
 
 from harness import paths, tools
 from harness.errors import BuildError, HarnessError, ProtocolError
-from harness.wire import DTYPE, DTYPE_SIZE
+from harness.protocol.wire import DTYPE, DTYPE_SIZE
 
 # Little endian numpy types for the wire dtypes (host and AVR are both little endian).
 NP_DTYPE = {"int8": "<i1", "uint8": "<u1", "int16": "<i2", "int32": "<i4", "float32": "<f4"}
@@ -48,7 +48,7 @@ class ModelVariant:
     exporter: str          # "emlearn", "m2cgen", "tinyhil"
     description: str
     input_count: int
-    input_dtype: str       # a harness.wire.DTYPE name
+    input_dtype: str       # a harness.protocol.wire.DTYPE name
     output_count: int
     output_dtype: str
     integer_features: bool  # True: the device must agree 100% with the host reference

@@ -77,11 +77,8 @@ def find_tool(name: str) -> Tool:
     path = explicit or shutil.which(spec.executable)
     if not path or not Path(path).exists():
         return Tool(name, None, None, spec.install)
-    try:
-        run = subprocess.run([path, *spec.version_args], capture_output=True, text=True, timeout=10)
-        version = _first_version_line(run.stdout + run.stderr)
-    except (OSError, subprocess.TimeoutExpired):
-        version = None
+    run = run_tool([path, *spec.version_args], timeout=10)
+    version = _first_version_line(run.stdout + run.stderr) if run.returncode != 127 else None
     if version is None and spec.package:
         version = _package_version(spec.package)
     return Tool(name, Path(path), version, spec.install)
@@ -103,12 +100,22 @@ def _find_module(name: str, spec: ToolSpec) -> Tool:
 
 def _package_version(package: str) -> str | None:
     """simavr prints no version of its own: ask the package manager (Debian) instead."""
-    try:
-        run = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True,
-                             text=True, timeout=10)
-    except OSError:
-        return None
+    run = run_tool(["dpkg-query", "-W", "-f", "${Version}", package], timeout=10)
     return f"{package} {run.stdout.strip()} (Debian package)" if run.returncode == 0 else None
+
+
+def run_tool(command: list, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run an external tool, capturing its output as text; never raises for its exit status.
+    The one place the harness runs a tool to completion (builds, version probes, uploads)."""
+    command = [str(part) for part in command]
+    try:
+        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as exc:
+        return subprocess.CompletedProcess(command, 127, "", f"{command[0]} not found: {exc}")
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        return subprocess.CompletedProcess(command, -9, out, err + f"\n(timed out after {timeout:g} s)")
 
 
 def require(name: str, purpose: str = "") -> Path:

@@ -7,9 +7,9 @@ for the host (agreement). Integer-feature models must agree exactly.
 import numpy as np
 
 
-def test_accuracy(dut, case, record, progress, request):
+def test_accuracy(dut, case, record, progress, run_config):
     exported = dut.exported
-    limit = request.config.option.vectors
+    limit = run_config.vectors
     total = len(exported.test_inputs) if not limit else min(limit, len(exported.test_inputs))
     outputs = []
     count = progress.counter(f"streaming test vectors to {case.board.name}/{case.variant.name}", total)

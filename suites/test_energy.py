@@ -11,8 +11,8 @@ from harness.energy.measure import EMULATOR_MIN_WINDOW_S, MLPERF_MIN_WINDOW_S, m
 from harness.fidelity import HARDWARE, MODELLED
 
 
-def test_energy(dut, case, record, energy_monitor, request):
-    opt = request.config.option
+def test_energy(dut, case, record, energy_monitor, run_config):
+    opt = run_config
     min_window = opt.energy_min_window_s or (
         MLPERF_MIN_WINDOW_S if case.backend == "hardware" else EMULATOR_MIN_WINDOW_S)
     try:

@@ -7,12 +7,12 @@ import pytest
 from harness.fidelity import DEVICE_TIME
 
 
-def test_latency(dut, case, record, request):
+def test_latency(dut, case, record, run_config):
     if dut.fidelity not in DEVICE_TIME:
         pytest.skip(f"{case.backend} times {case.board.name} by the host's clock ({dut.fidelity}): "
                     "its counts are no device latency; use --backend simavr (cycle-accurate) or "
                     "a real board")
-    runs, warmup = request.config.option.latency_runs, request.config.option.warmup
+    runs, warmup = run_config.latency_runs, run_config.warmup
     timing = dut.cycles(dut.exported.vector_bytes(0), runs=runs, warmup=warmup)
     cycles, invalid = np.asarray(timing.per_inference, dtype=float), timing.invalid
     dropped = f"; {invalid} of {runs} runs dropped: the counter ran backwards" if invalid else ""

@@ -3,7 +3,7 @@ avrdude), as skip marks that say what is missing and how to install it."""
 
 import pytest
 
-from harness.avr_bootloader import OPTIBOOT_DIR
+from harness.build.optiboot import OPTIBOOT_DIR
 from harness.backends import get_backend
 from harness.boards import get_board
 from harness.tools import find_tool
@@ -14,7 +14,7 @@ _missing = [name for name in ("avr-gcc", "avrdude") if not find_tool(name).found
 NEEDS_SIMULATED_UNO = [
     pytest.mark.skipif(bool(_missing), reason=f"{', '.join(_missing)} not installed: "
                        "sudo apt-get install gcc-avr avr-libc avrdude"),
-    pytest.mark.skipif(not get_backend("simavr").availability(UNO).ok,
+    pytest.mark.skipif(not get_backend("simavr", UNO).availability(UNO).ok,
                        reason="simavr simulates the Uno: sudo apt-get install simavr "
                               "libsimavr-dev libelf-dev"),
     pytest.mark.skipif(not (OPTIBOOT_DIR / "optiboot.c").is_file(),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.avr_bootloader import build_optiboot
+from harness.build.optiboot import build_optiboot
 from harness.backends.simavr import start_simulated_arduino
 from harness.paths import REPO_DIR
 

@@ -17,8 +17,13 @@ from harness.tools import find_tool
 
 serial = pytest.importorskip("serial", reason="pyserial is not installed: pip install pyserial")
 
-from harness.avr_bootloader import BOOT_START, OPTIBOOT_DIR, build_optiboot, hex_extent  # noqa: E402
-from harness.backends.hardware import HardwareBackend, firmware_hex  # noqa: E402
+from harness.build.optiboot import BOOT_START, OPTIBOOT_DIR, build_optiboot, hex_extent  # noqa: E402
+from harness.backends.base import StartRequest  # noqa: E402
+from harness.backends.hardware import HardwareBackend  # noqa: E402
+from harness.build.avr import make_hex  # noqa: E402
+from harness.lab import strategy  # noqa: E402
+from harness.lab.strategy import BoardStrategy  # noqa: E402
+from harness.lab.uploaders.avrdude import upload_avrdude  # noqa: E402
 from harness.backends.simavr import SimavrBackend, start_simulated_arduino  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "avr_fixtures"
@@ -87,13 +92,15 @@ def test_optiboot_fits_the_boot_section():
 @needs_optiboot
 def test_avrdude_upload_then_the_app_runs(arduino, echo):
     pty = arduino()
-    firmware = SimpleNamespace(elf=echo.elf, hex=firmware_hex(echo), build_id="test")
-    assert HardwareBackend().availability(BOARD, port=pty).ok
+    firmware = SimpleNamespace(elf=echo.elf, hex=make_hex(echo.elf, echo.elf.with_suffix(".hex")),
+                               build_id="test")
+    assert strategy.availability(BOARD, pty).ok
 
     started = time.monotonic()
-    target = HardwareBackend().start(BOARD, firmware, {"port": pty})     # real avrdude
+    resource = BoardStrategy(BOARD, port=pty).bring_to(firmware, holds_build=lambda url: False)
+    target = HardwareBackend().start(StartRequest(BOARD, firmware, resource))     # real avrdude
     upload_s = time.monotonic() - started
-    assert target.url == pty and target.fidelity == HARDWARE and target.info["flashed"]
+    assert target.url == pty and target.fidelity == HARDWARE and target.resource.flashed
 
     with serial.Serial(pty, 115200) as port:     # this open resets into Optiboot again
         app_s = wait_for_app(port)
@@ -112,15 +119,16 @@ def test_avrdude_upload_then_the_app_runs(arduino, echo):
 @needs_optiboot
 def test_skip_flash_leaves_the_running_app(arduino, echo):
     pty = arduino(echo.elf)                       # app already in flash, as if flashed before
-    target = HardwareBackend().start(BOARD, echo, {"port": pty, "skip_flash": True})
-    assert not target.info["flashed"]
+    resource = BoardStrategy(BOARD, port=pty).bring_to(echo, holds_build=lambda url: True)
+    target = HardwareBackend().start(StartRequest(BOARD, echo, resource))
+    assert not target.resource.flashed
     with serial.Serial(pty, 115200) as port:
         wait_for_app(port)
 
 
 @needs_avr_gcc
 def test_hex_is_made_from_the_elf_when_missing(echo):
-    path = firmware_hex(echo)
+    path = make_hex(echo.elf, echo.elf.parent / "made.hex")
     assert path.read_text().startswith(":") and hex_extent(path)[0] == 0
 
 
@@ -129,16 +137,16 @@ def test_upload_failure_names_the_likely_causes(tmp_path):
     hex_path = tmp_path / "empty.hex"
     hex_path.write_text(":00000001FF\n")
     with pytest.raises(BackendError, match="Likely causes"):
-        HardwareBackend().start(BOARD, SimpleNamespace(elf=None, hex=hex_path, build_id="x"),
-                                {"port": str(tmp_path / "no-such-port")})
+        upload_avrdude(BOARD, hex_path, str(tmp_path / "no-such-port"))
 
 
 def test_no_board_attached_says_what_was_looked_for(monkeypatch):
-    import harness.backends.hardware as hardware
-    monkeypatch.setattr(hardware, "find_port", lambda board: None)
-    availability = HardwareBackend().availability(BOARD)
+    from serial.tools import list_ports
+    monkeypatch.setattr(list_ports, "comports", lambda include_links=False: [])   # nothing on USB
+    availability = strategy.availability(BOARD, None)
     if find_tool("avrdude").found:
         assert not availability.ok and "no uno attached" in availability.reason
         assert "2341:0043" in availability.reason and "--port" in availability.reason
     with pytest.raises(BackendError, match="no uno attached"):
-        HardwareBackend().start(BOARD, SimpleNamespace(elf=None, hex=None, build_id="x"), {})
+        BoardStrategy(BOARD).bring_to(SimpleNamespace(elf=None, hex=None, build_id="x"),
+                                      holds_build=lambda url: False)

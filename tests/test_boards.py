@@ -68,7 +68,7 @@ def test_user_boards_add_to_the_built_in_ones_and_win_by_name(tmp_path, monkeypa
 
 def test_one_broken_board_file_leaves_out_that_board_alone(tmp_path, monkeypatch):
     from harness.boards import scan_catalogue
-    from harness.session import plan_boards
+    from harness.session.plan import plan_boards
     folder = user_boards(tmp_path, broken="name = \"broken\"\nclock_hz = = 3\n")
     monkeypatch.setenv("TINYHIL_BOARDS_DIR", str(folder))
     scan = scan_catalogue()

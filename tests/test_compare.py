@@ -7,9 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
-from harness.compare import CompareError, breaches, compare_runs, parse_rule
-from harness.results import Recorder, update_manifest, write_manifest
-from harness.trend import trend_frame, write_trend
+from harness.report.compare import CompareError, breaches, compare_runs, parse_rule
+from harness.results.records import Recorder, update_manifest, write_manifest
+from harness.report.trend import trend_frame, write_trend
 
 CASE = dict(board="uno", backend="simavr", model="digits", variant="rf_emlearn",
             firmware_sha256="ab" * 32)

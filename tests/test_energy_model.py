@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from harness.backends.base import Target
 from harness.boards import get_board, parse_board
 from harness.energy import (EnergyError, MonitorUnavailable, NoPowerModel, open_monitor,
                             power_model, resolve_choice)
@@ -23,8 +24,7 @@ CLOCK = UNO.clock_hz
 
 
 def target(board=UNO, backend="simavr", marker_log=None, fidelity="cycle-accurate"):
-    return SimpleNamespace(board=board, backend=backend, info={"marker_log": marker_log},
-                           fidelity=fidelity)
+    return Target(url="", backend=backend, fidelity=fidelity, board=board, marker_log=marker_log)
 
 
 def test_uno_and_mega_models_cite_their_datasheets():

@@ -58,7 +58,7 @@ def test_sleep_inside_the_window_is_logged_and_credited(sleepy):
     target, port = sleepy
     asleep, monitor = window(target, port, b"s")
     spinning, _ = window(target, port, b"b")
-    log = Path(target.info["marker_log"]).read_text().splitlines()
+    log = Path(target.marker_log).read_text().splitlines()
     sleeps = [line for line in log if line.startswith("S ")]
     assert len(sleeps) == 4 and all(line.split()[2] == "0" for line in sleeps)   # Idle mode
     assert sum(line.startswith("W ") for line in log) == 4
@@ -136,7 +136,8 @@ class SampledSimavr(SampleSource):
 @pytest.fixture(scope="module")
 def dtree_dut(tmp_path_factory):
     from harness.models import get_variant
-    from harness.session import Session, plan_boards
+    from harness.session.plan import plan_boards
+    from harness.session.session import Session
     plans, _ = plan_boards(["uno"], "simavr", None)
     session = Session(plans, [get_variant("dtree_emlearn")], tmp_path_factory.mktemp("results"))
     yield session.dut(session.cases[0])
@@ -148,7 +149,7 @@ def test_instrument_path_agrees_with_the_exact_model_on_a_real_dut(dtree_dut):
     vector = dut.exported.vector_bytes(0)
     model = measure_energy(dut, ModelMonitor(MODEL, dut.target, dut.identity.timer_hz), vector,
                            min_window_s=0.005, windows=3)
-    log = Path(dut.target.info["marker_log"])
+    log = Path(dut.target.marker_log)
     sampled = measure_energy(dut, InstrumentMonitor(SampledSimavr(log, 1_000_000), settle_s=0.02),
                              vector, min_window_s=0.005, windows=3)
     assert sampled.fidelity == "hardware" and model.fidelity == "modelled"

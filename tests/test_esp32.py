@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import get_backend
+from harness.backends import fidelity_of, get_backend
+from harness.backends.base import StartRequest
 from harness.backends import qemu_esp32
 from harness.boards import get_board
 from harness.errors import BackendError, HarnessError
-from harness.firmware import build_firmware
+from harness.build.firmware import build_firmware
 from harness.models import export
-from harness.protocol import DutClient
-from harness.xtensa_build import (APP_OFFSET, elf_layout, image_info, toolchain)
+from harness.protocol.client import DutClient
+from harness.build.elf import sections as elf_layout
+from harness.build.xtensa import APP_OFFSET, image_info, toolchain
 
 IRAM = (0x40080000, 0x400A0000)
 DRAM = (0x3FFB0000, 0x3FFE0000)
@@ -56,8 +58,8 @@ def test_board_file(esp32):
     assert (0x10C4, 0xEA60) in {(u.vid, u.pid) for u in esp32.usb}          # CP210x
     assert (0x1A86, 0x7523) in {(u.vid, u.pid) for u in esp32.usb}          # CH340
     assert esp32.backend_settings("hardware")["uploader"] == "esptool"
-    assert get_backend("qemu").fidelity_for(esp32) == "instruction-count"
-    assert get_backend("qemu").fidelity_for(get_board("uno")) == "functional"
+    assert fidelity_of("qemu", esp32) == "instruction-count"
+    assert fidelity_of("qemu", get_board("uno")) == "functional"
 
 
 def test_firmware_image_and_memory_map(dtree_fw):
@@ -65,10 +67,11 @@ def test_firmware_image_and_memory_map(dtree_fw):
     fw = dtree_fw
     assert fw.fits and fw.runnable and fw.image is not None and fw.image_offset == APP_OFFSET
     layout = elf_layout(fw.elf)
-    for name, (addr, size, _) in layout.items():
+    for name, section in layout.items():
+        addr, size = section.address, section.size
         inside = [region for region in (IRAM, DRAM) if region[0] <= addr and addr + size <= region[1]]
         assert inside, f"{name} at 0x{addr:08x}+{size} is outside the ESP32's IRAM and DRAM"
-    iram_addr = layout[".iram0.text"][0]
+    iram_addr = layout[".iram0.text"].address
     assert iram_addr == IRAM[0]
     data = fw.elf.read_bytes()
     entry = int.from_bytes(data[0x18:0x1C], "little")
@@ -118,7 +121,7 @@ def test_espressif_tools_folder_is_searched(monkeypatch, tmp_path):
 
 
 def _start(esp32, fw):
-    return get_backend("qemu").start(esp32, fw, {})
+    return get_backend("qemu", esp32).start(StartRequest(esp32, fw))
 
 
 def test_qemu_runs_the_dut_deterministically(esp32, dtree_fw):
@@ -129,7 +132,7 @@ def test_qemu_runs_the_dut_deterministically(esp32, dtree_fw):
     for _ in range(2):
         target = _start(esp32, dtree_fw)
         try:
-            assert "entry 0x" in target.info["boot"] and target.fidelity == "instruction-count"
+            assert "entry 0x" in target.extras["boot"] and target.fidelity == "instruction-count"
             client = DutClient.open(target.url, timeout=5)
             try:
                 ident = client.identify(attempts=3)
@@ -168,7 +171,7 @@ def test_esptool_flashes_through_the_emulated_rom_bootloader(esp32, dtree_fw, tm
     """esptool (as a library, ROM loader without the stub) writes and verifies the image in
     QEMU's download mode; a second upload is skipped by MD5; the flash then boots the DUT."""
     qemu = _qemu_or_skip()
-    from harness.backends.esptool_upload import upload_esptool
+    from harness.lab.uploaders.esptool import upload_esptool
     flash = tmp_path / "flash.bin"
     flash.write_bytes(b"\xff" * (4 << 20))
     port = qemu_esp32.free_port()
@@ -207,6 +210,6 @@ def test_esptool_flashes_through_the_emulated_rom_bootloader(esp32, dtree_fw, tm
 
 
 def test_esptool_reports_a_missing_port(dtree_fw):
-    from harness.backends.esptool_upload import upload_esptool
+    from harness.lab.uploaders.esptool import upload_esptool
     with pytest.raises(BackendError, match="does not exist|could not"):
         upload_esptool(dtree_fw.image, "/dev/ttyTINYHIL_NONE")

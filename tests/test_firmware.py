@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 
 from harness.boards import get_board
-from harness.firmware import build_firmware, stack_bound
+from harness.build.core import stack_bound
+from harness.build.firmware import build_firmware
 from harness.models import export, get_variant
 from harness.tools import find_tool
 
@@ -24,7 +25,7 @@ def probe_model(tmp_path: Path, body: str = "0"):
     glue = tmp_path / "glue.c"
     glue.write_text(PROBE % body)
     variant = SimpleNamespace(name="tmp_probe", input_count=4, input_dtype="uint8", output_count=1,
-                              output_dtype="uint8")
+                              output_dtype="uint8", input_bytes=4, output_bytes=1)
     return SimpleNamespace(variant=variant, c_sources=[glue], include_dirs=[])
 
 

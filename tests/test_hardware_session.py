@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.avr_bootloader import build_optiboot
+from harness.build.optiboot import build_optiboot
 from harness.backends.simavr import start_simulated_arduino
 from harness.fidelity import HARDWARE
-from harness.session import Case, Session, plan_boards, select_variants
+from harness.session.plan import Case, plan_boards, select_variants
+from harness.session.session import Session
 
 sys.path.insert(0, str(Path(__file__).parent))
 from simulated_arduino import NEEDS_SIMULATED_UNO, UNO  # noqa: E402
@@ -36,7 +37,7 @@ def test_upload_run_and_no_needless_reflash(simulated_uno, tmp_path):
     assert first.plans[0].availability.ok, first.plans[0].availability
     case = Case(UNO, "hardware", first.variants[0])
     dut = first.dut(case)
-    assert dut.target.info["flashed"] is True
+    assert dut.target.resource.flashed is True
     assert dut.fidelity == HARDWARE
     exported = dut.exported
     for i in range(3):
@@ -46,7 +47,7 @@ def test_upload_run_and_no_needless_reflash(simulated_uno, tmp_path):
 
     second = session_for(simulated_uno, tmp_path)
     dut = second.dut(case)
-    assert dut.target.info["flashed"] is False, "the board already held this build"
+    assert dut.target.resource.flashed is False, "the board already held this build"
     assert dut.identity.build_id == dut.firmware.build_id
     second.close()
 

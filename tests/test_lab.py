@@ -9,9 +9,9 @@ import textwrap
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
-from harness import lab
+from harness.lab import inventory as lab
 from harness.boards import load_catalogue
-from harness.lab_cli import scan_rows
+from harness.lab.cli import scan_rows
 
 CATALOGUE = load_catalogue()
 
@@ -173,7 +173,7 @@ def test_power_cycle_runs_the_command_and_reports_failure():
 def test_board_lock_lets_one_process_at_a_time_drive_a_board(tmp_path):
     held = lab.BoardLock("board-uno-1", tmp_path).acquire()
     other = [sys.executable, "-c",
-             "import sys; from pathlib import Path; from harness.lab import BoardLock, LabError\n"
+             "import sys; from pathlib import Path; from harness.lab.inventory import BoardLock, LabError\n"
              f"try: BoardLock('board-uno-1', Path({str(tmp_path)!r})).acquire(timeout=0.5)\n"
              "except LabError as e: print(e); sys.exit(3)\n"]
     result = subprocess.run(other, capture_output=True, text=True, env=_env(), timeout=60)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.avr_bootloader import build_optiboot
+from harness.build.optiboot import build_optiboot
 from harness.backends.simavr import start_simulated_arduino
-from harness.labgrid import client_path
+from harness.lab.labgrid import client_path
 from harness.paths import REPO_DIR
-from harness.results import read_jsonl
+from harness.results.records import read_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
 from simulated_arduino import NEEDS_SIMULATED_UNO, UNO  # noqa: E402

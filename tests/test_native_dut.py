@@ -9,13 +9,14 @@ import struct
 import pytest
 import serial
 
-from harness.backends import get_backend
+from harness.backends import fidelity_of, get_backend
+from harness.backends.base import StartRequest
 from harness.boards import get_board
 from harness.errors import ProtocolError
-from harness.firmware import build_firmware
+from harness.build.firmware import build_firmware
 from harness.models import export
-from harness.protocol import DutClient
-from harness.wire import MSG, encode
+from harness.protocol.client import DutClient
+from harness.protocol.wire import MSG, encode
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def native_probe():
     board = get_board("native")
     exported = export("checksum_2048")
     firmware = build_firmware(board, exported)
-    target = get_backend("native").start(board, firmware, {})
+    target = get_backend("native", board).start(StartRequest(board, firmware))
     yield target, exported, firmware
     target.stop()
 
@@ -138,7 +139,7 @@ def test_parser_survives_any_byte_stream(native_probe):
         port.read(port.in_waiting)
     port.write(bytes(2048))               # flush out any frame still being collected
     port.close()
-    assert target.info["process"].poll() is None, "the native DUT died while fuzzed"
+    assert target.process.poll() is None, "the native DUT died while fuzzed"
     client = DutClient.open(target.url, timeout=1.0)
     client.identify()
     assert client.echo(b"still alive") == b"still alive"

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from harness.paths import REPO_DIR
-from harness.plugin_lab import group_of
-from harness.results import Recorder, read_jsonl
+from harness.plugin.lab import group_of
+from harness.results.records import Recorder, read_jsonl
 
 SUITES = str(REPO_DIR / "suites")
 WRITER = """
 import sys
-from harness.results import Recorder
+from harness.results.records import Recorder
 recorder = Recorder(sys.argv[1], "r", "0.1.0", shared=True)
 for i in range(int(sys.argv[3])):
     recorder.record(board="b" + sys.argv[2], backend="native", fidelity="wall-clock", model="m",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import platformio
+from harness.build import platformio
 from harness.errors import BuildError, HarnessError
 from harness.paths import REPO_DIR
 

@@ -6,9 +6,10 @@ import pytest
 from harness.backends import get_backend
 from harness.boards import get_board
 from harness.fidelity import FUNCTIONAL
-from harness.session import Case, Session, plan_boards, select_variants
+from harness.session.plan import Case, plan_boards, select_variants
+from harness.session.session import Session
 
-QEMU = get_backend("qemu")
+QEMU = get_backend("qemu", get_board("uno"))
 
 
 @pytest.mark.parametrize("board_name", ["uno", "mega2560"])
@@ -36,7 +37,7 @@ def test_qemu_runs_the_firmware(board_name, tmp_path):
 def test_programs_above_64_kb_are_refused_on_qemu_avr_with_the_reason(tmp_path):
     """rf_large_emlearn is ~97 KB on the Mega: qemu-system-avr starts it with garbage in RAM
     (the DUT then fails its identity check), so the backend says so up front instead."""
-    from harness.firmware import build_firmware
+    from harness.build.firmware import build_firmware
     from harness.models import export
     board = get_board("mega2560")
     firmware = build_firmware(board, export("rf_large_emlearn"))

@@ -8,8 +8,8 @@ import pytest
 from rich.console import Console
 
 from harness.errors import HarnessError
-from harness.report import comparison_table, load_runs, print_table, to_markdown, write_report
-from harness.results import Recorder, write_manifest
+from harness.report.table import comparison_table, load_runs, print_table, to_markdown, write_report
+from harness.results.records import Recorder, write_manifest
 
 SHA = "c0" * 32
 

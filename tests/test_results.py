@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from harness import paths
-from harness.results import (RECORD_FIELDS, Recorder, RecordsError, load_run, new_run_id,
+from harness.results.records import (RECORD_FIELDS, Recorder, RecordsError, load_run, new_run_id,
                              read_manifest, write_manifest)
 
 # Synthetic test data with plausible values, not measurements.
@@ -146,7 +146,7 @@ def test_recording_from_threads_keeps_every_line_whole(tmp_path):
 CHILD = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from harness.results import Recorder, write_manifest
+    from harness.results.records import Recorder, write_manifest
     run_dir = Path(sys.argv[1])
     write_manifest(run_dir, "killed", {"command": ["child"]})
     rec = Recorder(run_dir, "killed", "0.1.0")

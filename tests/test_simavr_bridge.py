@@ -62,7 +62,7 @@ def start_target():
 
 
 def marker_edges(target) -> list[tuple[int, int]]:
-    text = Path(target.info["marker_log"]).read_text()
+    text = Path(target.marker_log).read_text()
     return [tuple(int(x) for x in line.split()) for line in text.splitlines()]
 
 

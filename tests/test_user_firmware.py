@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from harness.arduino_build import arduino_builder_missing, build_sketch
-from harness.arduino_lib import export_library
+from harness.build.arduino import arduino_builder_missing, build_sketch
+from harness.build.arduino_library import export_library
 from harness.backends import get_backend
 from harness.boards import get_board
 from harness.models import export
@@ -36,8 +36,8 @@ def sketch_elf(tmp_path_factory):
     missing = arduino_builder_missing()
     if missing:
         pytest.skip(missing)
-    if not get_backend("simavr").availability(get_board("uno")).ok:
-        pytest.skip(f"simavr cannot run here: {get_backend('simavr').availability(get_board('uno'))}")
+    if not get_backend("simavr", get_board("uno")).availability(get_board("uno")).ok:
+        pytest.skip(f"simavr cannot run here: {get_backend('simavr', get_board('uno')).availability(get_board('uno'))}")
     import emlearn
     root = tmp_path_factory.mktemp("arduino")
     lib = export_library(root / "libraries")
@@ -75,7 +75,7 @@ def test_firmware_option_needs_one_variant(sketch_elf, tmp_path):
 
 def test_firmware_that_is_not_an_elf_is_refused(tmp_path):
     from harness.errors import HarnessError
-    from harness.prebuilt import load_prebuilt
+    from harness.build.prebuilt import load_prebuilt
     junk = tmp_path / "fw.hex"
     junk.write_text(":00000001FF\n")
     with pytest.raises(HarnessError, match="is not an ELF"):

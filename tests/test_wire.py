@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.paths import firmware_dir
-from harness.wire import OVERHEAD, SYNC, Decoder, crc8, crc16, encode, c_header
+from harness.protocol.wire import OVERHEAD, SYNC, Decoder, crc8, crc16, encode, c_header
 
 
 def test_c_header_is_generated_from_wire_py():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from harness.backends import Availability, Backend, Target
-from harness.backends.process import read_announcement, stop_process
+from harness.backends.base import Availability, Backend, StartRequest, Target
+from harness.backends.processes import read_announcement, spawn, stop_process
 from harness.boards import Board
 from harness.errors import BackendError
 from harness.fidelity import WALL_CLOCK
@@ -26,14 +26,14 @@ class NativeBackend(Backend):
             return Availability(False, "no host C compiler (cc)", cc.install)
         return Availability(True)
 
-    def start(self, board: Board, firmware, options: dict) -> Target:
-        command = [str(firmware.elf)]
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
+    def start(self, request: StartRequest) -> Target:
+        command = [str(request.firmware.elf)]
+        proc = spawn(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         pty = read_announcement(proc, "TINYHIL_PTY", 10, command)
-        return Target(url=pty, backend=self.name, fidelity=self.fidelity, board=board,
+        return Target(url=pty, backend=self.name, fidelity=self.fidelity, board=request.board,
                       description=" ".join(command), stop_fn=lambda: stop_process(proc),
-                      reset_fn=lambda: _reset(proc), info={"pid": proc.pid, "process": proc})
+                      reset_fn=lambda: _reset(proc), process=proc,
+                      clock="CLOCK_MONOTONIC of the host, in ns")
 
 
 def _reset(proc: subprocess.Popen) -> None:

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends import Availability, Target
-from harness.backends.process import stop_process
+from harness.backends.base import Availability, Backend, StartRequest, Target
+from harness.backends.processes import free_port, spawn, stderr_tail, stop_process, wait_listening
 from harness.boards import Board
 from harness.errors import BackendError, HarnessError
 from harness.fidelity import INSTRUCTION_COUNT
@@ -100,17 +100,11 @@ def availability(board: Board) -> Availability:
     if qemu is None:
         return Availability(False, f"Espressif's QEMU is not installed ({why})", INSTALL)
     try:
-        from harness.xtensa_build import toolchain
+        from harness.build.xtensa import toolchain
         toolchain()
     except HarnessError as exc:
         return Availability(False, str(exc))
     return Availability(True, detail=f"Espressif QEMU: {qemu}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def command(qemu: Path, flash: Path, port: int, icount_shift: int | None = 3,
@@ -123,22 +117,6 @@ def command(qemu: Path, flash: Path, port: int, icount_shift: int | None = 3,
     if download_mode:
         cmd += ["-global", STRAP_DOWNLOAD]
     return cmd
-
-
-def wait_listening(proc: subprocess.Popen, port: int, timeout: float = 15) -> bool:
-    """QEMU listens before the guest runs: look for the socket in /proc/net/tcp."""
-    deadline = time.monotonic() + timeout
-    needle = f":{port:04X} 00000000:0000 0A"     # LISTEN
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with open("/proc/net/tcp") as table:
-                if needle in table.read():
-                    return True
-        except OSError:                          # no procfs: try to connect later instead
-            time.sleep(0.5)
-            return proc.poll() is None
-        time.sleep(0.02)
-    return False
 
 
 def read_boot(port: int, proc: subprocess.Popen, pattern: re.Pattern, timeout: float) -> bytes:
@@ -168,12 +146,18 @@ def read_boot(port: int, proc: subprocess.Popen, pattern: re.Pattern, timeout: f
                        f"{seen.decode(errors='replace')[-600:]!r}")
 
 
-class EspQemuLauncher:
-    """Launches one ESP32 guest; used by QemuBackend for arch 'xtensa' boards."""
-
+class QemuEsp32Backend(Backend):
+    """One ESP32 guest on Espressif's QEMU, booting the real ROM, with -icount."""
+    name = "qemu"
     fidelity = INSTRUCTION_COUNT
 
-    def start(self, board: Board, firmware, options: dict) -> Target:
+    def availability(self, board: Board) -> Availability:
+        if "qemu" not in board.backends:
+            return Availability(False, f"{board.name} has no [backends.qemu] table")
+        return availability(board)
+
+    def start(self, request: StartRequest) -> Target:
+        board, firmware = request.board, request.firmware
         qemu, why = find_esp_qemu()
         if qemu is None:
             raise BackendError(f"Espressif's QEMU is not installed ({why}): {INSTALL}")
@@ -181,7 +165,7 @@ class EspQemuLauncher:
         if not app:
             raise BackendError(f"{board.name}: firmware {firmware.elf} has no ESP32 app image "
                                "(esptool elf2image): rebuild it")
-        from harness.xtensa_build import make_flash_image
+        from harness.build.xtensa import make_flash_image
         settings = board.backend_settings("qemu")
         workdir = Path(tempfile.mkdtemp(prefix="tinyhil-esp32-"))
         flash = make_flash_image(Path(app), workdir / "flash.bin")   # writable: QEMU needs it so
@@ -191,15 +175,14 @@ class EspQemuLauncher:
         for _ in range(3):                      # the free port may be taken in between: retry
             port = free_port()
             cmd = command(qemu.path, flash, port, shift)
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
+            proc = spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
             def stop(p=proc):
                 stop_process(p)
                 shutil.rmtree(workdir, ignore_errors=True)
 
             if not wait_listening(proc, port):
-                last_error = _stderr(proc)
+                last_error = stderr_tail(proc)
                 stop_process(proc)
                 continue
             try:
@@ -208,19 +191,13 @@ class EspQemuLauncher:
                 if not wait_listening(proc, port, timeout=5):
                     raise BackendError("QEMU did not accept a second connection after the boot check")
             except (BackendError, OSError) as exc:
-                err = _stderr(proc) if proc.poll() is not None else ""
+                err = stderr_tail(proc)
                 stop()
                 raise BackendError(f"{exc} Command: `{' '.join(cmd)}` {err}".strip()) from None
-            clock = f"CCOUNT at the CPU clock QEMU models ({board.clock_hz / 1e6:g} MHz, PLL)"
-            return Target(url=f"socket://127.0.0.1:{port}", backend="qemu", fidelity=self.fidelity,
-                          board=board, description=" ".join(cmd), stop_fn=stop,
-                          info={"pid": proc.pid, "process": proc, "command": cmd, "qemu": str(qemu),
-                                "boot": banner.decode(errors="replace"), "clock": clock})
+            return Target(url=f"socket://127.0.0.1:{port}", backend=self.name, fidelity=self.fidelity,
+                          board=board, description=" ".join(cmd), stop_fn=stop, process=proc,
+                          emulator=str(qemu),
+                          clock=f"CCOUNT at the CPU clock QEMU models ({board.clock_hz / 1e6:g} MHz, PLL)",
+                          extras={"boot": banner.decode(errors="replace")})
         shutil.rmtree(workdir, ignore_errors=True)
         raise BackendError(f"Espressif QEMU did not start listening: `{' '.join(cmd)}`: {last_error}")
-
-
-def _stderr(proc: subprocess.Popen) -> str:
-    if proc.stderr is None or proc.poll() is None:
-        return ""
-    return proc.stderr.read().decode(errors="replace")[-500:]

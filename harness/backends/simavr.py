@@ -16,13 +16,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends import Availability, Backend, Target
-from harness.backends.process import read_announcement, stop_process
+from harness.backends.base import Availability, Backend, StartRequest, Target
+from harness.backends.processes import read_announcement, spawn, stop_process
 from harness.boards import Board
 from harness.errors import BackendError, BuildError
 from harness.fidelity import CYCLE_ACCURATE
 from harness.paths import cache_dir, devices_dir
-from harness.tools import find_tool
+from harness.tools import find_tool, run_tool
 
 INSTALL = "sudo apt-get install simavr libsimavr-dev libelf-dev"
 HEADER = Path("/usr/include/simavr/sim_avr.h")
@@ -37,8 +37,7 @@ def bridge_source() -> Path:
 def _libsimavr_found(cc: Path) -> bool:
     """Ask the linker: it prints the full path of a library it can find, else the bare name."""
     for name in ("libsimavr.so", "libsimavr.a"):
-        out = subprocess.run([str(cc), f"-print-file-name={name}"], capture_output=True,
-                             text=True, timeout=30).stdout.strip()
+        out = run_tool([cc, f"-print-file-name={name}"], timeout=30).stdout.strip()
         if os.path.isabs(out) and Path(out).exists():
             return True
     return False
@@ -57,7 +56,7 @@ def bridge_binary() -> Path:
     binary.parent.mkdir(parents=True, exist_ok=True)
     tmp = binary.with_name(f"tinyhil-simavr.{os.getpid()}.tmp")
     command = [str(cc.path), "-O2", "-Wall", f"-I{HEADER.parent}", str(source), "-o", str(tmp), *LIBS]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = run_tool(command, timeout=120)
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise BuildError(f"building the simavr bridge failed: {' '.join(command)}\n"
@@ -85,8 +84,6 @@ class Bridge:
 
     def stop(self) -> None:
         stop_process(self.process)
-        if self.process.stdout:
-            self.process.stdout.close()
 
     def stderr_text(self) -> str:
         try:
@@ -117,8 +114,7 @@ def launch_bridge(mcu: str, clock_hz: int, firmware_elf: Path | None = None, *,
 
     stderr_log = workdir / "stderr.log"
     with open(stderr_log, "wb") as err:     # a file, not a pipe: nobody must drain it
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=err)
+        process = spawn(command, stdout=subprocess.PIPE, stderr=err)
     bridge = Bridge(process, "", command, workdir, stderr_log, marker_log)
     try:
         bridge.pty = read_announcement(process, "PTY", ANNOUNCE_TIMEOUT, command)
@@ -152,16 +148,17 @@ class SimavrBackend(Backend):
             return Availability(False, "libsimavr is not installed", INSTALL)
         return Availability(True)
 
-    def start(self, board: Board, firmware, options: dict) -> Target:
+    def start(self, request: StartRequest) -> Target:
+        board = request.board
         settings = board.backend_settings("simavr")
-        bridge = launch_bridge(settings.get("mcu", board.mcu), board.clock_hz, Path(firmware.elf),
-                               marker=marker_spec(board), realtime=bool(options.get("realtime")))
+        bridge = launch_bridge(settings.get("mcu", board.mcu), board.clock_hz, Path(request.firmware.elf),
+                               marker=marker_spec(board))
         return Target(url=bridge.pty, backend=self.name, fidelity=self.fidelity, board=board,
                       description=" ".join(bridge.command), stop_fn=bridge.stop,
-                      reset_fn=bridge.reset,
-                      info={"pid": bridge.process.pid, "marker_log": bridge.marker_log,
-                            "stderr_log": bridge.stderr_log, "command": bridge.command,
-                            "bridge": bridge})
+                      reset_fn=bridge.reset, process=bridge.process,
+                      emulator=f"simavr bridge {bridge.command[0]}", marker_log=bridge.marker_log,
+                      clock=f"AVR CPU cycles at {board.clock_hz / 1e6:g} MHz",
+                      extras={"stderr_log": str(bridge.stderr_log)})
 
 
 def start_simulated_arduino(board: Board, bootloader_hex: Path,

@@ -20,7 +20,6 @@ from harness.energy.windows import MarkerWindower, Pulse, SampleChunk
 from harness.fidelity import FUNCTIONAL
 
 MONITORS = ("auto", "model", "joulescope", "ppk2", "none")
-INSTRUMENTS = ("joulescope", "ppk2")
 
 __all__ = ["EnergyError", "MonitorUnavailable", "NoMarkerEdges", "NoPowerModel", "WindowTooShort",
            "EnergyMonitor", "InstrumentMonitor", "SampleSource", "PowerModel", "power_model",

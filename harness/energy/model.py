@@ -19,7 +19,7 @@ from harness.energy.monitor import EnergyMonitor
 from harness.energy.power_model import PowerModel
 from harness.energy.windows import Pulse
 from harness.fidelity import MODELLED
-from harness.wire import CYCLES_INVALID
+from harness.protocol.wire import CYCLES_INVALID
 
 LOG_WAIT_S = 5.0      # the bridge flushes every line at once; this only covers a slow host
 
@@ -79,7 +79,7 @@ class ModelMonitor(EnergyMonitor):
         self.model = model
         self.clock_hz = target.board.clock_hz
         self.timer_hz = timer_hz
-        log = target.info.get("marker_log")
+        log = target.marker_log
         self.log = Path(log) if log else None
         self.backend = target.backend
         self._offset = 0

@@ -7,7 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-from harness.session import Session, plan_boards, select_variants
+from harness.faults.inject import fault_link_wrapper
+from harness.session.plan import plan_boards, select_variants
+from harness.session.session import Session
 
 
 def start_session(tmp_path: Path, board: str, backend: str, variant: str,
@@ -17,7 +19,8 @@ def start_session(tmp_path: Path, board: str, backend: str, variant: str,
     if not plans[0].availability.ok:
         import pytest
         pytest.skip(f"{backend} cannot run {board} here: {plans[0].availability}")
-    session = Session(plans, select_variants([variant]), tmp_path / "results", fault_link=fault_link)
+    wrap = fault_link_wrapper(fault_link) if fault_link else None
+    session = Session(plans, select_variants([variant]), tmp_path / "results", wrap_target=wrap)
     case = session.cases[0]
     dut = session.dut(case)
     if reply_timeout:
@@ -26,7 +29,7 @@ def start_session(tmp_path: Path, board: str, backend: str, variant: str,
 
 
 def pid_of(dut) -> int:
-    return dut.target.info["pid"]
+    return dut.target.pid
 
 
 def hang(dut) -> None:
@@ -35,6 +38,12 @@ def hang(dut) -> None:
 
 def kill(dut) -> None:
     os.kill(pid_of(dut), signal.SIGKILL)
+
+
+def note_link(session, case, dut):
+    """The link's failure record since the last one (supervision.note_link_faults)."""
+    from harness.dut.supervision import note_link_faults
+    return note_link_faults(dut, session.recorder_for(case, dut.firmware, dut.fidelity))
 
 
 def failures(session) -> list[dict]:

@@ -10,12 +10,12 @@ import serial
 
 from faultkit import start_session
 from harness.boards import load_board_file
-from harness.dut import Dut
+from harness.dut.device import Dut
 from harness.errors import BoardError, ProtocolError
-from harness.firmware import build_firmware
+from harness.build.firmware import build_firmware
 from harness.models import export
-from harness.protocol import DutClient
-from harness.wire import PROTOCOL_VERSION, c_header
+from harness.protocol.client import DutClient
+from harness.protocol.wire import PROTOCOL_VERSION, c_header
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,18 +112,22 @@ def test_firmware_speaking_another_protocol_version(tmp_path):
     include = tmp_path / "include"
     include.mkdir()
     (include / "tinyhil_wire.h").write_text(c_header().replace(f"TINYHIL_PROTOCOL_VERSION {PROTOCOL_VERSION}", "TINYHIL_PROTOCOL_VERSION 9"))
-    from harness import firmware as fwb
+    from harness.build.core import ELF_NAME, BuildJob, common_defines, runtime_sources
+    from harness.build.firmware import arch_of
+    from harness.paths import firmware_dir
     board, exported = get_board("native"), export("dtree_emlearn")
     build_id = build_firmware(board, exported).build_id
-    # The harness's own compile line (built here, not read from the cache: a cached build may
+    # The harness's own build steps (run here, not read from the cache: a cached build may
     # come from another checkout), with -include: this header comes first, and its include
     # guard keeps the real one out.
-    command = ["cc", "-include", str(include / "tinyhil_wire.h"), *fwb._flags(board),
-               *fwb._defines(board, exported, build_id),
-               *[f"-I{d}" for d in fwb._include_dirs(exported)],
-               *[str(s) for s in fwb._sources(board, exported)], "-o", str(tmp_path / "dut_v9"), "-lm"]
-    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
-    proc = subprocess.Popen([str(tmp_path / "dut_v9")], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    arch = arch_of(board)
+    arch.compile(BuildJob(arch, board, arch.compiler(),
+                          ["-include", str(include / "tinyhil_wire.h"), *arch.flags(board)],
+                          common_defines(board, exported, build_id) + arch.defines(board),
+                          [*arch.include_dirs(board), firmware_dir() / "runtime", *exported.include_dirs],
+                          [*runtime_sources(), *arch.port_sources(board), *exported.c_sources],
+                          tmp=tmp_path))
+    proc = subprocess.Popen([str(tmp_path / ELF_NAME)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
         pty = proc.stdout.readline().decode().split()[1]
         client = DutClient.open(pty, timeout=1.0)

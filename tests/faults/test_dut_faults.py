@@ -8,7 +8,7 @@ import time
 import pytest
 
 from faultkit import classify_checked, failures, hang, kill, start_session
-from harness.recovery import DutFault
+from harness.dut.recovery import DutFault
 
 TIMEOUT = 1.0          # reply timeout for these tests, seconds
 TARGETS = [("native", "native", "dtree_emlearn"), ("uno", "simavr", "dtree_emlearn")]
@@ -37,13 +37,13 @@ def assert_failure_records(session, kind):
 
 def test_hang_is_detected_within_one_timeout_and_the_target_relaunched(running):
     session, case, dut = running
-    old_pid = dut.target.info["pid"]
+    old_pid = dut.target.pid
     bound = dut.reply_timeout(1)         # one reply timeout, no retries: the process is stopped
     hang(dut)
     started = time.monotonic()
     assert all(classify_checked(dut, range(5, 10)))
     assert time.monotonic() - started < bound + 1.0
-    assert dut.target.info["pid"] != old_pid
+    assert dut.target.pid != old_pid
     assert_failure_records(session, "dut_hang")
     assert bound * 0.9 <= dut.supervisor.events[-1].detected_after_s < bound + 0.3
 
@@ -89,7 +89,7 @@ def test_reset_in_the_middle_of_a_request_is_resent_and_detected(tmp_path):
 
 def test_port_vanishing_and_coming_back_is_reopened_by_serial_number(running):
     session, case, dut = running
-    link = dut.target.info["faultlink"]
+    link = dut.target.extras["faultlink"]
     first_pty = link.pty
     link.vanish()
     threading.Timer(0.5, link.reappear).start()
@@ -105,7 +105,7 @@ def test_a_fault_that_cannot_be_recovered_is_recorded_and_the_run_goes_on(runnin
     wait, a failure record says so, and the next test gets a fresh target."""
     session, case, dut = running
     dut.supervisor.reopen_wait_s = 0.5
-    dut.target.info["faultlink"].vanish()
+    dut.target.extras["faultlink"].vanish()
     with pytest.raises(DutFault, match="port_vanished.*NOT recovered"):
         classify_checked(dut, [5])
     assert "NOT recovered" in failures(session)[0]["detail"]

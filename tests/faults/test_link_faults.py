@@ -3,9 +3,8 @@ delayed bytes are all caught by the protocol and resent; no output is ever wrong
 
 import pytest
 
-from faultkit import classify_checked, failures, start_session
-from harness.faultlink import FaultSpec, FaultSpecError
-from harness.supervision import note_link_faults
+from faultkit import classify_checked, failures, note_link, start_session
+from harness.faults.faultlink import FaultSpec, FaultSpecError
 
 TARGETS = [("native", "native", "dtree_emlearn"), ("uno", "simavr", "dtree_emlearn")]
 FAULTS = {
@@ -27,12 +26,12 @@ def test_faulty_link_gives_only_correct_outputs(tmp_path, target, kind):
     session, case, dut = start_session(tmp_path, *target, fault_link=spec, reply_timeout=0.2)
     try:
         ok = classify_checked(dut, range(VECTORS))
-        link = dut.target.info["faultlink"]
+        link = dut.target.extras["faultlink"]
         injected = {k: v for k, v in link.counts.items() if v}
         assert injected, f"{spec} injected nothing in {VECTORS} exchanges"
         assert all(ok), f"{ok.count(False)} wrong outputs with {injected}"
         if kind != "delay":       # a 30 ms stall is inside the reply timeout: nothing to resend
-            record = note_link_faults(session, case, dut)
+            record = note_link(session, case, dut)
             assert record is not None and record["detail"].startswith("kind=link")
         assert all(r["unit"] == "event" for r in failures(session))
     finally:

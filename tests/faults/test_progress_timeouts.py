@@ -68,7 +68,7 @@ def test_simavr_on_a_loaded_host_gives_no_false_timeout(tmp_path, spawn):
     session, case, dut = start_session(tmp_path, "uno", "simavr", "dtree_emlearn", fault_link=None)
     try:
         vector = dut.exported.vector_bytes(0)
-        pid = dut.target.info["pid"]
+        pid = dut.target.pid
         before = process_times(pid)[0]
         dut.client.infer(vector, runs=1, warmup=30000, timeout=30)
         cpu_needed = process_times(pid)[0] - before

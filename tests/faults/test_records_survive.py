@@ -14,7 +14,7 @@ import pytest
 
 from harness.backends import get_backend
 from harness.boards import get_board
-from harness.results import RECORDS_JSONL, read_manifest
+from harness.results.records import RECORDS_JSONL, read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,8 +57,8 @@ def test_sigkill_mid_run_keeps_every_record_and_report_marks_it_incomplete(tmp_p
 
 def test_one_percent_flipped_bytes_give_the_figures_of_a_clean_run(tmp_path):
     board = get_board("uno")
-    if not get_backend("simavr").availability(board).ok:
-        pytest.skip(f"simavr cannot run here: {get_backend('simavr').availability(board)}")
+    if not get_backend("simavr", board).availability(board).ok:
+        pytest.skip(f"simavr cannot run here: {get_backend('simavr', board).availability(board)}")
     common = ["suites/test_accuracy.py", "suites/test_latency.py", "--board=uno", "--backend=simavr",
               "--variant=dtree_emlearn", "--vectors=20", "--latency-runs=8", "--reply-timeout=0.3"]
     clean = run_suites(tmp_path, "clean", *common)

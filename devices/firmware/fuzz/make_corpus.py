@@ -4,7 +4,7 @@ few broken ones. Run from the repository root: python devices/firmware/fuzz/make
 import struct
 from pathlib import Path
 
-from harness.wire import MSG, crc16, encode
+from harness.protocol.wire import MSG, crc16, encode
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 VECTOR = bytes(range(16))

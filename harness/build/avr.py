@@ -1,0 +1,67 @@
+"""AVR (ATmega): avr-gcc, the ATmega port, and the Intel hex avrdude uploads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.boards import Board
+from harness.build import elf as elf_file
+from harness.build.core import ELF_NAME, Arch, BuildJob, Footprint
+from harness.build.host import COMMON_FLAGS
+from harness.errors import BuildError
+from harness.paths import firmware_dir
+from harness.tools import Tool, find_tool, require, run_tool
+
+HEX_NAME = "dut.hex"
+
+
+class AvrArch(Arch):
+    name = "avr"
+
+    def compiler(self) -> Tool:
+        require("avr-gcc", "to build AVR firmware")
+        return find_tool("avr-gcc")
+
+    def flags(self, board: Board) -> list[str]:
+        return ["-Os", f"-mmcu={board.mcu}", *COMMON_FLAGS]
+
+    def defines(self, board: Board) -> list[str]:
+        defines = [f"-DF_CPU={board.clock_hz}UL", f"-DTINYHIL_BAUD={board.baud}UL"]
+        if board.marker:
+            port, bit = board.marker["port"], board.marker["bit"]
+            defines += [f"-DTINYHIL_MARKER_PORT=PORT{port}", f"-DTINYHIL_MARKER_DDR=DDR{port}",
+                        f"-DTINYHIL_MARKER_BIT={bit}"]
+        return defines
+
+    def port_sources(self, board: Board) -> list[Path]:
+        return [firmware_dir() / "ports" / "avr" / "port_avr.c"]
+
+    def compile(self, job: BuildJob) -> None:
+        command = [job.compiler.path, *job.flags, *job.defines,
+                   *[f"-I{d}" for d in job.include_dirs], *job.sources, "-o", job.tmp / ELF_NAME, "-lm"]
+        job.link_allowing_overflow(command, "-Wl,--noinhibit-exec",
+                                   f"building the {job.board.name} firmware")
+        if not job.overflowed:
+            make_hex(job.tmp / ELF_NAME, job.tmp / HEX_NAME)
+
+    def footprint(self, elf: Path, board: Board) -> Footprint:
+        """.data lives in flash and is copied to RAM at start-up."""
+        sizes = elf_file.sizes(elf)
+        flash = sizes.get(".text", 0) + sizes.get(".data", 0)
+        ram = sizes.get(".data", 0) + sizes.get(".bss", 0) + sizes.get(".noinit", 0)
+        return Footprint(flash, ram)
+
+    def finish(self, firmware, out_dir: Path) -> None:
+        firmware.hex = out_dir / HEX_NAME
+
+
+def make_hex(elf: Path, out: Path) -> Path:
+    """The Intel hex avrdude writes (flash only, no EEPROM)."""
+    objcopy = require("avr-objcopy", "to make the Intel hex file avrdude uploads")
+    result = run_tool([str(objcopy), "-O", "ihex", "-R", ".eeprom", str(elf), str(out)], timeout=60)
+    if result.returncode != 0:
+        raise BuildError(f"avr-objcopy could not make {out} from {elf}: {result.stderr.strip()}")
+    return out
+
+
+ARCH = AvrArch()

@@ -1,0 +1,35 @@
+"""Reading a firmware ELF: its allocated sections, with pyelftools (no toolchain `size` run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import BuildError
+
+SHF_ALLOC = 0x2
+
+
+@dataclass(frozen=True)
+class Section:
+    address: int
+    size: int
+    loaded: bool          # its bytes are in the file (not SHT_NOBITS, such as .bss)
+
+
+def sections(elf: Path) -> dict[str, Section]:
+    """Allocated section name -> Section, for any ELF class and byte order."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    try:
+        with open(elf, "rb") as stream:
+            return {s.name: Section(s["sh_addr"], s["sh_size"], s["sh_type"] != "SHT_NOBITS")
+                    for s in ELFFile(stream).iter_sections()
+                    if s["sh_flags"] & SHF_ALLOC and s["sh_size"]}
+    except (ELFError, OSError) as exc:
+        raise BuildError(f"{elf} is not a readable ELF file ({exc}): rebuild it, or pass the "
+                         "ELF your build produced") from None
+
+
+def sizes(elf: Path) -> dict[str, int]:
+    return {name: section.size for name, section in sections(elf).items()}

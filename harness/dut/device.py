@@ -1,0 +1,98 @@
+"""The one owner of a running device under test: its target, its firmware and model, the
+protocol client that talks to it, what it said it is (identity), its supervisor, and the
+account of its link. Recovery rebinds its parts through `rebind`, never from outside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+
+from harness.backends.base import Target
+from harness.errors import ProtocolError
+from harness.build.core import Firmware
+from harness.protocol.client import DutClient, Identity, InferResult
+from harness.protocol.wire import CYCLES_INVALID
+
+
+@dataclass(frozen=True)
+class Timing:
+    per_inference: list[float]   # counter ticks per inference, one per timed run
+    invalid: int                 # timed runs dropped: the counter ran backwards
+    loops: int                   # inferences back to back per timed run (>1 on a host clock)
+
+
+@dataclass
+class Dut:
+    target: Target
+    firmware: Firmware
+    exported: object                  # harness.models.ExportedModel
+    client: DutClient
+    identity: Identity
+    supervisor: object = None         # harness.dut.recovery.Supervisor: recovers from faults
+    link_seen: tuple = ()             # link counters at the last `link` record (supervision)
+
+    def rebind(self, target: Target | None = None, client: DutClient | None = None,
+               identity: Identity | None = None) -> None:
+        """Recovery replaced a part: a relaunched target, a reopened client, a new identity."""
+        self.target = target or self.target
+        self.client = client or self.client
+        self.identity = identity or self.identity
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            self.target.stop()
+
+    @property
+    def board(self):
+        return self.target.board
+
+    @property
+    def fidelity(self) -> str:
+        return self.target.fidelity
+
+    def check_identity(self) -> None:
+        """The DUT must run exactly the firmware and model the harness built."""
+        ident, fw = self.identity, self.firmware
+        expected_hash = self.exported.model_hash[:16]
+        problems = []
+        if ident.board != self.board.name:
+            problems.append(f"board {ident.board!r} (expected {self.board.name!r})")
+        if ident.model_hash != expected_hash:
+            problems.append(f"model hash {ident.model_hash} (expected {expected_hash})")
+        if ident.build_id != fw.build_id and not getattr(fw, "prebuilt", False):
+            problems.append(f"build {ident.build_id} (expected {fw.build_id})")
+        if problems:
+            raise ProtocolError(f"the DUT on {self.target.url} runs other firmware: "
+                                f"{', '.join(problems)}. Flash the harness's build again "
+                                "(hardware) or clear the cache (TINYHIL_CACHE)")
+
+    def infer(self, vector: bytes, runs: int = 1, warmup: int = 0) -> InferResult:
+        timeout = self.reply_timeout(runs + warmup)
+        if self.supervisor is None:
+            return self.client.infer(vector, runs=runs, warmup=warmup, timeout=timeout)
+        return self.supervisor.call(lambda client: client.infer(vector, runs=runs, warmup=warmup,
+                                                                timeout=timeout), "INFER")
+
+    def reply_timeout(self, inferences: int) -> float:
+        return self.client.timeout + 0.5 * inferences
+
+    def cycles(self, vector: bytes, runs: int, warmup: int) -> "Timing":
+        """`runs` timed runs (in as many requests as the DUT's max_runs needs), as counter
+        ticks per inference. Runs the DUT could not time (its counter ran backwards, as
+        qemu-system-avr's can) are dropped and counted, never reported."""
+        totals: list[int] = []
+        loops = 1
+        done = 0
+        while done < runs:
+            batch = min(self.identity.max_runs, runs - done)
+            result = self.infer(vector, runs=batch, warmup=warmup if not done else 0)
+            totals += result.cycles
+            loops = result.loops
+            done += batch
+        valid = [c / loops for c in totals if c != CYCLES_INVALID]
+        return Timing(valid, len(totals) - len(valid), loops)
+
+    def cycles_to_us(self, cycles) -> np.ndarray:
+        return np.asarray(cycles, dtype=float) * 1e6 / self.identity.timer_hz

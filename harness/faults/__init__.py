@@ -1,0 +1,1 @@
+"""Fault injection for tests of the harness itself (the fault-injecting link)."""

@@ -1,0 +1,252 @@
+"""The pytest plugin: options, the board/variant parametrisation and the fixtures suites use.
+
+Fixture chain: case (board, backend, variant) -> exported (model C + test split)
+-> firmware (built, cached) -> dut (flashed or launched, identified). Measurements go
+through `record`, which appends them to results/<run-id>/records.jsonl as they are taken.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.plugin.config import CONFIG_KEY, RunConfig, tinyhil_active
+from harness.plugin.progress import Progress
+
+SESSION_KEY = pytest.StashKey()
+
+
+@pytest.fixture
+def progress(request):
+    return Progress(request.config)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("tinyhil", "tinyhil: boards, backends and model variants")
+    group.addoption("--board", default=None,
+                    help="comma-separated boards (devices/boards/*.toml); default: every board "
+                         "this machine can emulate")
+    group.addoption("--backend", default="auto",
+                    help="auto (hardware if attached, else the board's default emulator), emulators "
+                         "(the default emulator, never hardware), all-emulators (every emulator "
+                         "the board has), or a comma list of native, simavr, qemu, hardware")
+    group.addoption("--variant", default=None, help="comma-separated model variants; default: all")
+    group.addoption("--port", default=None, help="serial port of an attached board (hardware backend)")
+    group.addoption("--results-dir", default=None,
+                    help="where run folders go (default: results/ in the current folder)")
+    group.addoption("--run-id", default=None, help="name of this run's folder (default: UTC time)")
+    group.addoption("--latency-runs", type=int, default=20, help="timed inferences per latency figure")
+    group.addoption("--warmup", type=int, default=2, help="untimed inferences before timing")
+    group.addoption("--firmware", default=None,
+                    help="run your own prebuilt firmware (an ELF, or an ESP32 app image) instead of "
+                         "building one; it must link the tinyhil runtime and run the --variant given")
+    group.addoption("--vectors", type=int, default=None,
+                    help="stream only the first N test vectors in the accuracy suite (default: all)")
+    group.addoption("--energy-monitor", default="auto",
+                    choices=("auto", "model", "joulescope", "ppk2", "none"),
+                    help="where energy comes from: auto (the board's power model on emulators; on "
+                         "hardware the instrument its board file names, else none), model, "
+                         "joulescope, ppk2 or none (docs/energy.md)")
+    group.addoption("--energy-min-window-s", type=float, default=None,
+                    help="shortest marker-high time per energy window (default: 10 s on hardware, "
+                         "the MLPerf Tiny rule; 0.02 s of simulated time on emulators)")
+    group.addoption("--energy-windows", type=int, default=5,
+                    help="energy windows per figure; the median is reported, the spread kept")
+    group.addoption("--reply-timeout", type=float, default=None,
+                    help="seconds to wait for a DUT reply before resending (default: the board "
+                         "file's reply_timeout_s, else 2); it follows the emulator's CPU time")
+
+
+@pytest.hookimpl(trylast=True)       # after the optional plugins have contributed
+def pytest_configure(config):
+    """Read the options once, and plan the run's cases (no results folder yet: that comes
+    with the first record)."""
+    if not tinyhil_active(config):
+        return
+    try:
+        config.stash[SESSION_KEY] = build_session(config)
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def build_session(config):
+    from harness.results.records import check_writable
+    from harness.session.plan import plan_boards, select_variants
+    from harness.session.session import Session
+
+    run = RunConfig.from_pytest(config)
+    config.stash[CONFIG_KEY] = run
+    for name, value, least in (("--latency-runs", run.latency_runs, 1), ("--warmup", run.warmup, 0),
+                               ("--energy-windows", run.energy_windows, 1)):
+        if value < least:
+            raise HarnessError(f"{name} {value}: must be at least {least}")
+    if run.vectors is not None and run.vectors < 1:
+        raise HarnessError(f"--vectors {run.vectors}: must be at least 1 (leave it out to stream "
+                           "the whole test set)")
+    plans, note = plan_boards(run.boards, run.backend, run.port)
+    variants = select_variants(run.variants)
+    check_writable(run.results_dir)
+    if (run.firmware or run.pio) and (len(variants) != 1 or len(plans) != 1):
+        raise HarnessError("--firmware and --pio-project run one firmware: name its board with "
+                           "--board, one backend with --backend and the model variant it contains "
+                           "with --variant")
+    session = Session(plans, variants, run.results_dir, port=run.port, note=note,
+                      extra_manifest={"command": list(run.command)}, firmware_path=run.firmware,
+                      shared_run=hasattr(config, "workerinput"),    # an xdist worker
+                      reply_timeout=run.reply_timeout, pio=run.pio, wrap_target=run.wrap_target)
+    if run.run_id:
+        session.run_id = run.run_id
+        session.run_dir = run.results_dir / run.run_id
+    return session
+
+
+def session_of(config):
+    """The run's Session; a usage error when this pytest run is not a tinyhil run."""
+    if SESSION_KEY not in config.stash:
+        raise pytest.UsageError("the tinyhil fixtures need a run of the suites: pass --board, or "
+                                "a path under suites/")
+    return config.stash[SESSION_KEY]
+
+
+def pytest_report_header(config):
+    session = config.stash.get(SESSION_KEY, None)
+    return _plan_lines(session) if session is not None else None
+
+
+def _plan_lines(session) -> list[str]:
+    from harness.backends import fidelity_of
+    lines = []
+    lines += [f"tinyhil: {note}" for note in session.note.splitlines()]
+    for plan in session.plans:
+        state = "" if plan.availability.ok else f"  [cannot run here: {plan.availability}]"
+        lines.append(f"tinyhil: {plan.board.name} on {plan.backend} ({plan.why}; fidelity "
+                     f"{fidelity_of(plan.backend, plan.board)}){state}")
+    lines.append(f"tinyhil: variants {', '.join(v.name for v in session.variants)}; "
+                 f"results in {session.run_dir}")
+    return lines
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        cases = session_of(metafunc.config).cases
+        metafunc.parametrize("case", cases, ids=[c.id for c in cases], scope="function")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Group tests by case, so that each firmware is built and launched once."""
+    def case_key(item):
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("case") if callspec else None
+        return (0, case.id) if case is not None else (-1, "")
+    order = {id(item): index for index, item in enumerate(items)}
+    items.sort(key=lambda item: (case_key(item), order[id(item)]))
+
+
+@pytest.fixture(scope="session")
+def tinyhil_session(request):
+    return session_of(request.config)
+
+
+@pytest.fixture(scope="session")
+def run_config(request, tinyhil_session) -> RunConfig:
+    """The run's options, typed (suites read them here, never from pytest's config)."""
+    return request.config.stash[CONFIG_KEY]
+
+
+@pytest.fixture
+def exported(case, tinyhil_session, progress):
+    with progress.step(f"training and exporting {case.variant.name}"):
+        return tinyhil_session.exported(case.variant)
+
+
+@pytest.fixture
+def firmware(case, exported, tinyhil_session, progress):
+    with progress.step(f"building firmware for {case.board.name} / {case.variant.name}"):
+        try:
+            return tinyhil_session.firmware(case)
+        except HarnessError as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def dut(case, firmware, tinyhil_session, progress):
+    plan = tinyhil_session.plan_for(case)
+    if not plan.availability.ok:
+        pytest.skip(f"{case.backend} cannot run {case.board.name} here: {plan.availability}")
+    if not firmware.fits:
+        pytest.skip(f"{case.variant.name} does not fit {case.board.name}: {'; '.join(firmware.problems)}")
+    from harness.backends import get_backend
+    refusal = get_backend(case.backend, case.board).cannot_run(case.board, firmware)
+    if refusal:
+        pytest.skip(f"{case.variant.name} on {case.board.name}: {refusal}")
+    with progress.step(f"starting {case.board.name} on {case.backend}"):
+        try:
+            running = tinyhil_session.dut(case)
+        except HarnessError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    yield running
+    from harness.dut.supervision import after_test
+    after_test(running, tinyhil_session.recorder_for(case, firmware, running.fidelity))
+
+
+@pytest.fixture
+def energy_monitor(dut, run_config):
+    """The chosen energy monitor for this DUT (--energy-monitor); skips saying why there is none."""
+    from harness.energy import MonitorUnavailable, open_monitor
+    try:
+        monitor = open_monitor(run_config.energy_monitor, dut.target, dut.identity.timer_hz)
+    except MonitorUnavailable as exc:
+        pytest.skip(str(exc))
+    except HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield monitor
+    monitor.close()
+
+
+@pytest.fixture
+def record(case, firmware, tinyhil_session):
+    """record(metric, value, unit, fidelity, statistic="value", n=1, detail="") -> the record."""
+    def _record(metric, value, unit, fidelity_label, statistic="value", n=1, detail=""):
+        return tinyhil_session.record(case, firmware, metric, value, unit, fidelity_label,
+                                      statistic, n, detail)
+    return _record
+
+
+def pytest_sessionfinish(session, exitstatus):
+    tinyhil = session.config.stash.get(SESSION_KEY, None)
+    if tinyhil is not None and not session.config.option.collectonly:
+        status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
+        tinyhil.close(status)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A fault the harness could not recover from is a failure without a traceback: its
+    message says what happened, and the run goes on with the next test."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and report.failed:
+        from harness.dut.recovery import DutFault
+        if isinstance(call.excinfo.value, DutFault):
+            report.longrepr = str(call.excinfo.value)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tinyhil = config.stash.get(SESSION_KEY, None)
+    if tinyhil is None or tinyhil.recorder is None:
+        return
+    from harness.report.table import comparison_table, load_runs, print_table
+    try:
+        table = comparison_table(load_runs([tinyhil.run_dir]))
+    except HarnessError as exc:
+        terminalreporter.write_line(f"tinyhil: no comparison table: {exc}")
+        return
+    terminalreporter.section("tinyhil comparison table")
+    for line in _plan_lines(tinyhil) + tinyhil.target_lines():
+        terminalreporter.write_line(line)
+    from rich.console import Console
+    from harness.report.table import TERMINAL_WIDTH
+    print_table(table, console=Console(file=terminalreporter._tw._file,
+                                       width=min(TERMINAL_WIDTH, terminalreporter._tw.fullwidth),
+                                       force_terminal=terminalreporter.hasmarkup))
+    terminalreporter.write_line(f"records: {tinyhil.run_dir}   (rebuild: tinyhil report {tinyhil.run_dir})")

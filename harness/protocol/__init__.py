@@ -1,0 +1,1 @@
+"""The wire protocol: its one definition (wire) and the host-side client."""

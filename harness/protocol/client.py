@@ -1,0 +1,297 @@
+"""The host side of wire protocol v2: a DUT client over any pyserial URL.
+
+Every request but LOAD gets one response carrying its sequence number. A corrupted or lost
+frame is never accepted: it is resent (the DUT says BAD_CRC at once when it can, a timeout
+covers the rest), and every request is idempotent, so a resend is always safe.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import serial
+
+from harness.cpu_watch import ProgressDeadline
+from harness.errors import ProtocolError
+from harness.protocol.wire import (DTYPE_NAME, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
+                          Frame, crc16, encode)
+
+IDENTITY_FIXED = struct.Struct("<BBIIIHHHHBHB8s8s")
+
+
+@dataclass(frozen=True)
+class Identity:
+    protocol_version: int
+    flags: int
+    clock_hz: int
+    timer_hz: int               # ticks per second of the cycle counter
+    counter_resolution: int     # smallest step the counter moves by, in ticks (0: never moved)
+    max_payload: int
+    vector_capacity: int
+    max_runs: int
+    input_count: int
+    input_dtype: str
+    output_count: int
+    output_dtype: str
+    model_hash: str             # 16 hex digits
+    build_id: str               # 16 hex digits
+    board: str
+    model_id: str
+
+    @classmethod
+    def parse(cls, payload: bytes) -> "Identity":
+        if len(payload) < IDENTITY_FIXED.size + 2:
+            raise ProtocolError(f"IDENTITY reply is {len(payload)} bytes, too short for protocol v2")
+        if payload[0] != PROTOCOL_VERSION:    # another layout: only the version is readable
+            raise ProtocolError(f"the DUT speaks protocol v{payload[0]}, this harness "
+                                f"v{PROTOCOL_VERSION}: rebuild the firmware with this harness's runtime")
+        (version, flags, clock, timer, resolution, max_payload, capacity, max_runs, in_count,
+         in_dtype, out_count, out_dtype, model_hash, build_id) = IDENTITY_FIXED.unpack_from(payload)
+        rest = payload[IDENTITY_FIXED.size:]
+        board_len = rest[0]
+        board = rest[1:1 + board_len].decode("ascii", "replace")
+        rest = rest[1 + board_len:]
+        model_id = rest[1:1 + rest[0]].decode("ascii", "replace") if rest else ""
+        return cls(version, flags, clock, timer, resolution, max_payload, capacity, max_runs, in_count,
+                   DTYPE_NAME.get(in_dtype, f"?{in_dtype}"), out_count,
+                   DTYPE_NAME.get(out_dtype, f"?{out_dtype}"), model_hash.hex(), build_id.hex(),
+                   board, model_id)
+
+
+@dataclass
+class InferResult:
+    output: bytes                # raw little-endian output of the last run
+    cycles: list[int]            # per timed run, in counter ticks (Identity.timer_hz)
+    roundtrip_s: float           # host time from first byte sent to reply decoded
+    loops: int = 1               # inferences back to back in each timed run
+
+    @property
+    def inferences(self) -> int:
+        """Inferences inside the marker window: every timed run's loops."""
+        return len(self.cycles) * self.loops
+
+
+@dataclass
+class LinkStats:
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    resends: int = 0
+    timeouts: int = 0
+    crc_errors_reported: int = 0     # BAD_CRC replies from the DUT
+    frames_rejected: int = 0         # frames the host's decoder refused
+    vector_reloads: int = 0
+
+
+@dataclass
+class DutClient:
+    port: serial.SerialBase
+    timeout: float = 2.0             # seconds to wait for a reply before resending
+    retries: int = 5                 # resends after silence (no byte back) before giving up
+    #: resends after the DUT showed it is alive but the frame was damaged (BAD_CRC, a garbled
+    #: reply): a noisy link is worth many more tries than a silent one
+    corrupt_retries: int = 40
+    max_payload: int = 64            # until IDENTIFY tells the real value
+    stats: LinkStats = field(default_factory=LinkStats)
+    identity: Identity | None = None
+    #: pid of the emulator or native DUT process: reply timeouts then follow its CPU time
+    #: (harness.cpu_watch), so a loaded host gives no false timeouts
+    watch_pid: int | None = None
+    #: called after a reply timed out: (kind, detail) when the DUT's process has exited or is
+    #: stopped, so a dead or hung DUT is reported at once instead of after every retry
+    alive_check: Callable[[], tuple[str, str] | None] | None = None
+
+    def __post_init__(self):
+        self._seq = 0
+        self._decoder = Decoder()
+        self._last_sent = 0
+
+    @classmethod
+    def open(cls, url: str, baud: int = 115200, **kwargs) -> "DutClient":
+        device = "://" not in url
+        if device and not os.path.exists(url):
+            raise ProtocolError(f"serial port {url} does not exist: is the board plugged in? "
+                                "`python -m serial.tools.list_ports` lists the ports there are; "
+                                "pass the right one with --port")
+        try:
+            # exclusive: a second program on the same port would steal bytes from either side
+            port = serial.serial_for_url(url, baudrate=baud, timeout=0.05,
+                                         **({"exclusive": True} if device else {}))
+        except (serial.SerialException, OSError, ValueError) as exc:   # ValueError: unknown URL scheme
+            busy = "lock" in str(exc).lower() or "busy" in str(exc).lower()
+            problem = "is busy: another program holds it" if busy else f"cannot be opened: {exc}"
+            raise ProtocolError(f"serial port {url} {problem}. Close the other program (a serial "
+                                "monitor, avrdude, another test run) and try again") from None
+        return cls(port, **kwargs)
+
+    def close(self) -> None:
+        self.port.close()
+
+    # --- requests --------------------------------------------------------------------------
+    def identify(self, attempts: int | None = None) -> Identity:
+        frame = self._request(MSG["IDENTIFY"], b"", MSG["IDENTITY"], retries=attempts)
+        identity = Identity.parse(frame.payload)
+        if identity.protocol_version != PROTOCOL_VERSION:
+            raise ProtocolError(f"the DUT speaks protocol v{identity.protocol_version}, this harness "
+                                f"v{PROTOCOL_VERSION}: rebuild the firmware with this harness's runtime")
+        self.identity = identity
+        self.max_payload = identity.max_payload
+        return identity
+
+    def echo(self, data: bytes) -> bytes:
+        return self._request(MSG["ECHO"], data, MSG["ECHO_REPLY"]).payload
+
+    def infer(self, vector: bytes, runs: int = 1, warmup: int = 0,
+              timeout: float | None = None) -> InferResult:
+        """Run the model on `vector` `warmup` times untimed, then `runs` times timed."""
+        identity = self.identity or self.identify()
+        if runs < 1 or runs > identity.max_runs:
+            raise ValueError(f"runs must be 1..{identity.max_runs} on {identity.board}, not {runs}")
+        head = struct.pack("<HH", runs, warmup)
+        started = time.perf_counter()
+        if len(head) + len(vector) <= self.max_payload:
+            frame = self._request(MSG["INFER"], head + vector, MSG["RESULT"], timeout=timeout)
+        else:
+            frame = self._infer_loaded(head, vector, timeout)
+        roundtrip = time.perf_counter() - started
+        out_len = len(frame.payload) - 6 - 4 * runs
+        if out_len < 0 or struct.unpack_from("<H", frame.payload)[0] != runs:
+            raise ProtocolError(f"RESULT reply of {len(frame.payload)} bytes does not hold {runs} runs")
+        loops = struct.unpack_from("<I", frame.payload, 2)[0]
+        output = frame.payload[6:6 + out_len]
+        cycles = list(struct.unpack_from(f"<{runs}I", frame.payload, 6 + out_len))
+        return InferResult(output, cycles, roundtrip, max(loops, 1))
+
+    def _infer_loaded(self, head: bytes, vector: bytes, timeout: float | None) -> Frame:
+        chunk = self.max_payload - 2
+        check = struct.pack("<HH", len(vector), crc16(vector))
+        for _ in range(self.retries + 1):
+            for offset in range(0, len(vector), chunk):
+                self._send(MSG["LOAD"], struct.pack("<H", offset) + vector[offset:offset + chunk])
+            try:
+                return self._request(MSG["INFER_LOADED"], head + check, MSG["RESULT"], timeout=timeout)
+            except _VectorMismatch:
+                self.stats.vector_reloads += 1
+        raise ProtocolError(f"the DUT never received the whole {len(vector)}-byte vector intact "
+                            f"after {self.retries + 1} tries: the link loses or corrupts too much")
+
+    # --- framing ---------------------------------------------------------------------------
+    def _send(self, msg_type: int, payload: bytes) -> int:
+        self._seq = (self._seq + 1) & 0xFF
+        frame = encode(msg_type, self._seq, payload)
+        try:
+            self.port.write(frame)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkLost(f"writing to {self.port.portstr} failed: {exc}") from None
+        self.stats.bytes_sent += len(frame)
+        self._last_sent = len(frame)
+        return self._seq
+
+    def _request(self, msg_type: int, payload: bytes, reply_type: int,
+                 timeout: float | None = None, retries: int | None = None) -> Frame:
+        if len(payload) > self.max_payload:
+            raise ValueError(f"payload of {len(payload)} B exceeds the DUT's {self.max_payload} B")
+        self.stats.requests += 1
+        retries = self.retries if retries is None else retries
+        last_problem = "no reply"
+        silent = damaged = 0
+        timed_out = False
+        while silent <= retries and damaged <= self.corrupt_retries:
+            if silent or damaged:
+                self.stats.resends += 1
+            if timed_out:
+                self._resync()
+            seq = self._send(msg_type, payload)
+            frame = self._await(seq, timeout or self.timeout)
+            timed_out = frame is None
+            if frame is None:
+                self.stats.timeouts += 1
+                last_problem = f"no reply within {timeout or self.timeout:.1f} s"
+                problem = self.alive_check() if self.alive_check else None
+                if problem:
+                    raise NoReply(f"{_name(msg_type)} got no reply on {self.port.portstr}: {problem[1]}")
+                if self._heard:
+                    damaged += 1         # bytes came back, but no intact reply: a damaged one
+                else:
+                    silent += 1
+                continue
+            if frame.type == reply_type:
+                return frame
+            if frame.type == MSG["ERROR"]:
+                code = frame.payload[0] if frame.payload else 0
+                if code == ERR["BAD_CRC"]:
+                    self.stats.crc_errors_reported += 1
+                    last_problem = "the DUT received a corrupted frame"
+                    damaged += 1
+                    continue
+                if code == ERR["VECTOR_MISMATCH"]:
+                    raise _VectorMismatch()
+                detail = struct.unpack_from("<H", frame.payload, 1)[0] if len(frame.payload) >= 3 else 0
+                raise ProtocolError(f"the DUT refused {_name(msg_type)}: "
+                                    f"{ERR_NAME.get(code, code)} (detail {detail})")
+            last_problem = f"unexpected {frame.name} reply"
+            damaged += 1
+        raise NoReply(f"{_name(msg_type)} failed after {silent + damaged} tries on "
+                            f"{self.port.portstr}: {last_problem}. Is the board running the tinyhil "
+                            "firmware, at the right baud rate?")
+
+    def _resync(self) -> None:
+        """After a lost reply the DUT's parser may sit inside a frame that lost a byte, waiting
+        for up to max_payload more: it would swallow the start of the resent frame too. Zero
+        bytes (never SYNC) complete any such frame, which then fails its CRC, and leave the
+        parser hunting for SYNC: one timeout per lost byte instead of two. The host's own
+        decoder may hold a reply that lost a byte in the same way: it starts afresh."""
+        self._decoder = Decoder()
+        # The frame that may be stuck is the last one sent: as many bytes as it had suffice.
+        padding = bytes(self._last_sent or (self.max_payload + OVERHEAD))
+        try:
+            self.port.write(padding)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkLost(f"writing to {self.port.portstr} failed: {exc}") from None
+        self.stats.bytes_sent += len(padding)
+
+    def _await(self, seq: int, timeout: float) -> Frame | None:
+        deadline = ProgressDeadline(self.watch_pid, timeout)
+        self._heard = False
+        while True:
+            try:
+                data = self.port.read(max(1, self.port.in_waiting))
+            except (serial.SerialException, OSError, TypeError) as exc:
+                # TypeError: pyserial's pty read after the other side vanished (fd is None)
+                raise LinkLost(f"reading from {self.port.portstr} failed: {exc}") from None
+            if not data:
+                if deadline.expired():
+                    return None
+                continue
+            self.stats.bytes_received += len(data)
+            self._heard = True
+            rejected = self._decoder.rejected
+            frames = self._decoder.feed(data)
+            self.stats.frames_rejected += self._decoder.rejected - rejected
+            for frame in frames:
+                if frame.seq == seq:
+                    return frame         # replies to earlier, resent requests are dropped
+            if self._decoder.rejected > rejected and len(self._decoder.buffer) < HEADER_SIZE:
+                return None              # a damaged reply: resend now, not after the timeout
+            if deadline.expired():       # a stream of garbage must not hold us either
+                return None
+
+
+class NoReply(ProtocolError):
+    """The DUT did not answer a request, even after every resend."""
+
+
+class LinkLost(ProtocolError):
+    """The serial port itself failed (unplugged, re-enumerated, the other end closed)."""
+
+
+class _VectorMismatch(Exception):
+    """INFER_LOADED found the loaded vector incomplete: the chunks must be sent again."""
+
+
+def _name(msg_type: int) -> str:
+    return MSG_NAME.get(msg_type, hex(msg_type))

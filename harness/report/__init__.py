@@ -1,0 +1,1 @@
+"""From records to people: the metric registry, comparison tables, plots, compare, trend."""

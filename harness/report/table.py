@@ -1,0 +1,328 @@
+"""From records to comparison tables (boards x model variants), plots and reports."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import fidelity as fid
+from harness.report import metrics
+from harness.errors import HarnessError
+from harness.results.records import RECORDS_JSONL, RECORDS_PARQUET, load_run
+
+KEY = ["board", "backend", "model", "variant"]
+
+STAT_PREFERENCE = metrics.STAT_PREFERENCE
+ENERGY_METRICS = metrics.ENERGY_METRICS     # their fidelity is their own column
+TRAILING = ["run_id", "run_status"]         # where each row's figures came from
+TEXT_COLUMNS = ("fidelity", "fits", "energy_fidelity")
+HEADERS = {"board": "board", "backend": "backend", "model": "model", "variant": "variant",
+           "fidelity": "fidelity", "energy_fidelity": "energy fidelity",
+           **{c.key: c.label for c in metrics.COLUMNS}}
+HEADER_KEYS = {header: column for column, header in HEADERS.items()}
+INCOMPLETE_MARK = " *"
+
+
+def find_run_dirs(path: Path) -> list[Path]:
+    """`path` itself if it is a run folder, else every run folder below it."""
+    path = Path(path)
+    if (path / RECORDS_JSONL).exists() or (path / RECORDS_PARQUET).exists():
+        return [path]
+    found = {p.parent for name in (RECORDS_JSONL, RECORDS_PARQUET) for p in path.rglob(name)}
+    return sorted(found)
+
+
+def load_runs(paths: Path | Sequence[Path]) -> pd.DataFrame:
+    """Records of every run found under `paths` (run folders or folders of runs), concatenated."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    run_dirs = sorted({d for p in paths for d in find_run_dirs(Path(p))})
+    if not run_dirs:
+        raise HarnessError(f"no run records (records.jsonl) found under "
+                           f"{', '.join(map(str, paths)) or 'nothing'}: pass a results/<run-id> "
+                           "folder or the results/ folder holding them")
+    return pd.concat([load_run(d) for d in run_dirs], ignore_index=True)
+
+
+def _latest_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep, for each key, only the records of the run that measured it last."""
+    last = df.groupby(["run_id", *KEY], dropna=False)["_time"].max().reset_index()
+    last = last.sort_values(["_time", "run_id"]).drop_duplicates(KEY, keep="last")
+    return df.merge(last[["run_id", *KEY]], on=["run_id", *KEY])
+
+
+def _column_of(df: pd.DataFrame) -> pd.Series:
+    pairs = {(m, st): metrics.column_of(m, st)
+             for m, st in set(zip(df["metric"], df["statistic"]))}
+    return pd.Series([pairs[(m, st)] for m, st in zip(df["metric"], df["statistic"])],
+                     index=df.index, dtype=object)
+
+
+def _row_fidelity(df: pd.DataFrame) -> pd.Series:
+    """Fidelity of each row's latency figure; without one, of its last non-static figure."""
+    def last(rows: pd.DataFrame) -> pd.Series:
+        return rows.sort_values("_time").groupby(KEY, dropna=False)["fidelity"].last()
+
+    latency = last(df[df["column"] == "latency_median_us"])
+    # Energy carries its own fidelity column (modelled energy next to cycle-accurate time).
+    measured = last(df[(df["fidelity"] != fid.STATIC) & ~df["metric"].isin(ENERGY_METRICS)])
+    return latency.combine_first(measured).combine_first(last(df))
+
+
+def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (board, backend, model, variant) holding the figures of its latest run.
+
+    Figures nobody measured stay NaN (never 0); fits is "yes"/"no" or empty."""
+    if "run_status" not in df:
+        df = df.assign(run_status="complete")
+    df = df.assign(_time=pd.to_datetime(df["time"], utc=True, format="ISO8601"))
+    df = _latest_runs(df.reset_index(drop=True))
+    # A host-clock "latency" keeps its row, never a latency cell (metrics.DEVICE_TIME_METRICS).
+    df = df.assign(column=_column_of(df).where(~metrics.not_device_time(df)))
+    wanted = df.dropna(subset=["column"])
+    # Among several statistics of one figure, the preferred one, then the newest, comes last.
+    rank = wanted["statistic"].map({s: -i for i, s in enumerate(STAT_PREFERENCE)}).fillna(-99)
+    wanted = wanted.assign(_rank=rank).sort_values(["_rank", "_time"])
+    figures = (wanted.pivot_table(index=KEY, columns="column", values="value", aggfunc="last")
+               if len(wanted) else None)
+    rows = df.groupby(KEY, dropna=False).agg(run_id=("run_id", "first"),
+                                             run_status=("run_status", "first"))
+    rows["fidelity"] = _row_fidelity(df)
+    energy = df[df["metric"] == "energy_uj"]
+    if len(energy):
+        rows["energy_fidelity"] = energy.sort_values("_time").groupby(KEY, dropna=False)["fidelity"].last()
+    table = rows.join(figures) if figures is not None else rows
+    # Optional columns only when measured; energy, power and supply come together (one
+    # monitor gives all three), with the energy's own fidelity.
+    energy = ["energy_fidelity", *metrics.ENERGY_KEYS] if "energy_uj" in table else []
+    optional = [k for k in metrics.OPTIONAL_KEYS if k in table and k not in metrics.ENERGY_KEYS]
+    figures_keys = [c.key for c in metrics.columns(metrics.REPORT)
+                    if c.key not in metrics.OPTIONAL_KEYS]
+    table = table.reindex(columns=["fidelity", *figures_keys, *optional, *energy, *TRAILING])
+    numeric = [c for c in table.columns if c not in (*TEXT_COLUMNS, *TRAILING)]
+    table[numeric] = table[numeric].astype("float64")
+    table["fits"] = table["fits"].map({1.0: "yes", 0.0: "no"})
+    return table.reset_index().sort_values(["board", "backend", "variant", "model"],
+                                           ignore_index=True)
+
+
+# --- display -----------------------------------------------------------------------------------
+
+def _fmt(value, digits: int | None) -> str:
+    """digits=None: keep about four significant digits (latency spans ns to seconds)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if digits is None:
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4g}"
+    return f"{value:,.{digits}f}" if digits else f"{int(round(value))}"
+
+
+def display_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as strings for people: units in the headers, empty cells for missing figures,
+    and incomplete runs marked on their variant."""
+    out = table.copy()
+    for column in metrics.COLUMNS:
+        if column.key in out and column.key not in TEXT_COLUMNS:
+            out[column.key] = out[column.key].map(lambda v, d=column.digits: _fmt(v, d))
+    out["fits"] = out["fits"].fillna("")
+    out["fidelity"] = out["fidelity"].fillna("")
+    if "energy_fidelity" in out:
+        out["energy_fidelity"] = out["energy_fidelity"].fillna("")
+    incomplete = out["run_status"].fillna("complete") != "complete"
+    out.loc[incomplete, "variant"] = out.loc[incomplete, "variant"] + INCOMPLETE_MARK
+    out = out.drop(columns=[c for c in TRAILING if c in out])
+    return out.rename(columns=HEADERS)
+
+
+def legend_lines(table: pd.DataFrame) -> list[str]:
+    """One line per fidelity label present in the table."""
+    labels = set(table["fidelity"].dropna())
+    if "energy_fidelity" in table:
+        labels |= set(table["energy_fidelity"].dropna())
+    known = [f"`{f}`: {text}" for f, text in fid.DESCRIPTIONS.items() if f in labels]
+    return known + [f"`{f}`: (no description)" for f in sorted(labels - set(fid.DESCRIPTIONS))]
+
+
+def incomplete_note(table: pd.DataFrame) -> str:
+    """Names the runs that did not finish, whose rows carry INCOMPLETE_MARK; '' if none."""
+    runs = table.loc[table["run_status"].fillna("complete") != "complete", "run_id"]
+    if runs.empty:
+        return ""
+    return (f"Rows marked {INCOMPLETE_MARK.strip()} come from a run that did not finish "
+            f"({', '.join(sorted(set(runs)))}): their figures may be partial.")
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    shown = display_frame(table)
+    text = {"board", "backend", "model", "variant", *TEXT_COLUMNS}
+    align = ["left" if HEADER_KEYS.get(c, c) in text else "right" for c in shown.columns]
+    # disable_numparse: cells are already formatted; tabulate must not reformat them.
+    body = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+    legend = "\n".join(f"- {line}" for line in legend_lines(table))
+    note = incomplete_note(table)
+    return f"{body}\n\nFidelity:\n\n{legend}\n" + (f"\n{note}\n" if note else "")
+
+
+def to_html(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
+    import html
+
+    legend = "".join(f"<li>{html.escape(line)}</li>" for line in legend_lines(table))
+    note = f"<p>{html.escape(incomplete_note(table))}</p>" if incomplete_note(table) else ""
+    images = "".join(f'<p><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}"></p>'
+                     for p in plots)
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tinyhil report</title>"
+            "</head><body>\n<h1>tinyhil report</h1>\n"
+            + display_frame(table).to_html(index=False, na_rep="")
+            + f"\n<h2>Fidelity</h2><ul>{legend}</ul>{note}\n{images}\n</body></html>\n")
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
+
+
+def _scatter(rows: pd.DataFrame, x: str, y: str, label, axes: tuple[str, str], title: str,
+             path: Path, log_axes: tuple[str, ...]) -> Path:
+    """One labelled point per row; an axis turns logarithmic when it spans over 100x."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    # Figure + Agg canvas, not pyplot: no global backend state, safe off the main thread.
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(rows[x], rows[y])
+    for _, row in rows.iterrows():
+        ax.annotate(label(row), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for column, set_scale in ((x, ax.set_xscale), (y, ax.set_yscale)):
+        low, high = rows[column].min(), rows[column].max()
+        if column in log_axes and low > 0 and high / low > 100:
+            set_scale("log")
+    ax.margins(x=0.15, y=0.1)                 # room for the labels right of the points
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.savefig(path, format="png", dpi=100)
+    return path
+
+
+def _labels(rows: pd.DataFrame, column: str) -> str:
+    return ", ".join(sorted(set(rows[column].dropna())))
+
+
+def plot_board(table: pd.DataFrame, board: str, path: Path) -> Path | None:
+    """Latency vs accuracy for one board; None (no file) when no row has both figures."""
+    rows = table[(table["board"] == board)].dropna(subset=["latency_median_us", "accuracy_pct"])
+    if rows.empty:
+        return None
+    return _scatter(rows, "latency_median_us", "accuracy_pct",
+                    lambda row: f"{row['variant']} ({row['backend']})",
+                    ("latency median (us)", "accuracy (%)"),
+                    f"{board}: latency vs accuracy ({_labels(rows, 'fidelity')})", path,
+                    log_axes=("latency_median_us",))
+
+
+def plot_energy(table: pd.DataFrame, board: str, path: Path) -> Path | None:
+    """Energy per inference vs latency for one board; None (no file) without both figures."""
+    if "energy_uj" not in table:
+        return None
+    rows = table[table["board"] == board].dropna(subset=["latency_median_us", "energy_uj"])
+    if rows.empty:
+        return None
+    return _scatter(rows, "latency_median_us", "energy_uj",
+                    lambda row: f"{row['variant']} ({row['backend']}, {row['power_mw']:.3g} mW)",
+                    ("latency median (us)", "energy per inference (uJ)"),
+                    f"{board}: energy vs latency (time {_labels(rows, 'fidelity')}; "
+                    f"energy {_labels(rows, 'energy_fidelity')})", path,
+                    log_axes=("latency_median_us", "energy_uj"))
+
+
+def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]:
+    """Write report.md/.csv/.html, latency_vs_accuracy_<board>.png and, where energy was
+    measured, energy_vs_latency_<board>.png; returns them by file name."""
+    table = comparison_table(load_runs(paths))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for board in table["board"].unique():
+        name = f"latency_vs_accuracy_{safe_name(board)}.png"
+        if plot_board(table, board, out_dir / name):
+            written[name] = out_dir / name
+        name = f"energy_vs_latency_{safe_name(board)}.png"
+        if plot_energy(table, board, out_dir / name):
+            written[name] = out_dir / name
+    files = {"report.md": to_markdown(table),
+             "report.html": to_html(table, list(written.values()))}
+    for name, text in files.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        written[name] = out_dir / name
+    table.to_csv(out_dir / "report.csv", index=False)
+    written["report.csv"] = out_dir / "report.csv"
+    return written
+
+
+TERMINAL_WIDTH = 100        # the terminal table fits this; wide detail is in report.md/.html
+
+
+def print_table(table: pd.DataFrame, console=None):
+    """Show the table in the terminal, within TERMINAL_WIDTH columns: short fidelity labels,
+    units in the headers, sizes in KiB. Every column is in report.md/.csv/.html."""
+    import sys
+
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or (Console() if sys.stdout.isatty() else Console(width=TERMINAL_WIDTH))
+    shown = display_frame(table)
+    several_models = table["model"].nunique() > 1
+    energy = "energy_uj" in table
+    labels = set(table["fidelity"].dropna()) | (set(table["energy_fidelity"].dropna()) if energy else set())
+    short = ", ".join(f"{fid.SHORT.get(f, f)} = {f}" for f in sorted(labels))
+    notes = [f"fidelity: {short}"] if short else []
+    notes += [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table)]
+    notes.append("✗ = does not fit the board; sizes: used/limit; all columns (p95, cycles, stack, power, host round trip) "
+                 "are in report.md and report.html")
+    rich_table = Table(title="tinyhil comparison", caption=escape("\n".join(filter(None, notes))),
+                       caption_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
+                       pad_edge=False, show_edge=False)
+    energy_labels = sorted(set(table["energy_fidelity"].dropna())) if energy else []
+    mixed = len(energy_labels) > 1          # else the energy's fidelity goes in its header
+    headers = ["board", "backend", "fid.", *(["model"] if several_models else []), "variant",
+               "acc%", "agr%", "latency µs", "flash KiB", "RAM KiB"]
+    if energy:
+        headers += ["µJ/inf"] if mixed else [f"µJ/inf\n{fid.SHORT.get(energy_labels[0], '')}".strip()]
+        headers += ["e.fid."] if mixed else []
+    for header in headers:
+        numeric = header.split()[0] in ("acc%", "agr%", "latency", "flash", "RAM", "µJ/inf")
+        rich_table.add_column(header, justify="right" if numeric else "left", no_wrap=not numeric)
+
+    def size(used, limit) -> str:
+        # A limit of 0 means the board has none to check (native).
+        if pd.isna(used):
+            return ""
+        text = f"{used / 1024:.1f}"
+        return f"{text}/{limit / 1024:.0f}" if not pd.isna(limit) and limit else text
+
+    def short_label(value) -> str:
+        return fid.SHORT.get(value, value) if isinstance(value, str) else ""
+
+    for (_, row), (_, raw) in zip(shown.iterrows(), table.iterrows()):
+        variant = row["variant"] + (" ✗" if raw["fits"] == "no" else "")
+        cells = [row["board"], row["backend"], short_label(raw["fidelity"]),
+                 *([row["model"]] if several_models else []), variant,
+                 row[HEADERS["accuracy_pct"]], row[HEADERS["agreement_pct"]],
+                 row[HEADERS["latency_median_us"]],
+                 size(raw["flash_bytes"], raw["flash_limit_bytes"]),
+                 size(raw["ram_bytes"], raw["ram_limit_bytes"])]
+        if energy:
+            cells += [row[HEADERS["energy_uj"]]] + ([short_label(raw["energy_fidelity"])] if mixed else [])
+        # escape: names are data, not rich markup ("[...]" would vanish otherwise). A variant
+        # that does not fit is red, its sizes say why.
+        rich_table.add_row(*map(escape, cells), style="red" if raw["fits"] == "no" else None)
+    console.print(rich_table)
+    return rich_table

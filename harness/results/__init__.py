@@ -1,0 +1,1 @@
+"""Run folders: validated records appended as they are taken, and the run manifest."""
