@@ -79,7 +79,7 @@ def test_firmware_image_and_memory_map(dtree_fw):
     report = image_info(fw.image)
     assert re.search(r"Checksum: .*\(valid\)", report), report
     assert re.search(r"Validation hash: .*\(valid\)", report), report
-    loaded = {addr for addr, size, in_image in layout.values() if in_image and size}
+    loaded = {s.address for s in layout.values() if s.loaded and s.size}
     segments = {int(a, 16) for a in re.findall(r"\s0x[0-9a-f]+\s+(0x[0-9a-f]{8})\s", report)}
     assert segments == loaded, f"image segments {segments} differ from the ELF's {loaded}"
     assert fw.flash_bytes == fw.image.stat().st_size

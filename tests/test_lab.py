@@ -7,6 +7,8 @@ import sys
 import textwrap
 
 import pytest
+
+from harness.lab.locks import BoardLock
 from serial.tools.list_ports_common import ListPortInfo
 
 from harness.lab import inventory as lab
@@ -171,9 +173,9 @@ def test_power_cycle_runs_the_command_and_reports_failure():
 
 
 def test_board_lock_lets_one_process_at_a_time_drive_a_board(tmp_path):
-    held = lab.BoardLock("board-uno-1", tmp_path).acquire()
+    held = BoardLock("board-uno-1", tmp_path).acquire()
     other = [sys.executable, "-c",
-             "import sys; from pathlib import Path; from harness.lab.inventory import BoardLock, LabError\n"
+             "import sys; from pathlib import Path; from harness.lab.locks import BoardLock, LabError\n"
              f"try: BoardLock('board-uno-1', Path({str(tmp_path)!r})).acquire(timeout=0.5)\n"
              "except LabError as e: print(e); sys.exit(3)\n"]
     result = subprocess.run(other, capture_output=True, text=True, env=_env(), timeout=60)
@@ -185,8 +187,8 @@ def test_board_lock_lets_one_process_at_a_time_drive_a_board(tmp_path):
 
 
 def test_board_lock_is_re_entrant_within_a_process(tmp_path):
-    first = lab.BoardLock("port-/dev/pts/7", tmp_path).acquire()
-    second = lab.BoardLock("port-/dev/pts/7", tmp_path).acquire(timeout=0.5)   # not blocked
+    first = BoardLock("port-/dev/pts/7", tmp_path).acquire()
+    second = BoardLock("port-/dev/pts/7", tmp_path).acquire(timeout=0.5)   # not blocked
     first.release()
     assert second.held
     second.release()
