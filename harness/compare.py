@@ -135,9 +135,8 @@ def _main_statistic(stats: set[str]) -> str | None:
     return None
 
 
-def breaches(table: pd.DataFrame, rules: list[Rule]) -> list[str]:
-    """Each figure a rule fails, as a sentence naming the figure, both values and the rule."""
-    found = []
+def breaching(table: pd.DataFrame, rules: list[Rule]):
+    """(row index, row, rule) for each figure a rule fails."""
     compared = table[table["status"] == "compared"]
     for rule in rules:
         rows = compared[compared["metric"] == rule.metric]
@@ -146,13 +145,20 @@ def breaches(table: pd.DataFrame, rules: list[Rule]) -> list[str]:
         else:
             main = _main_statistic(set(table.loc[table["metric"] == rule.metric, "statistic"]))
             rows = rows[rows["statistic"] == main]
-        for row in rows.itertuples(index=False):
+        for index, row in zip(rows.index, rows.itertuples(index=False)):
             if rule.breached(row.value_base, row.value_cur):
-                change = (f"{row.change_pct:+.2f} %" if rule.kind == "%" and not math.isnan(row.change_pct)
-                          else f"{row.change:+.4g} {'pp' if rule.kind == 'pp' else row.unit}")
-                found.append(f"{row.board}/{row.backend}/{row.model}/{row.variant} {row.metric} "
-                             f"{row.statistic}: {row.value_base:.6g} -> {row.value_cur:.6g} "
-                             f"{row.unit} ({change}; {row.fidelity_cur}) breaks {rule.text}")
+                yield index, row, rule
+
+
+def breaches(table: pd.DataFrame, rules: list[Rule]) -> list[str]:
+    """Each figure a rule fails, as a sentence naming the figure, both values and the rule."""
+    found = []
+    for _, row, rule in breaching(table, rules):
+        change = (f"{row.change_pct:+.2f} %" if rule.kind == "%" and not math.isnan(row.change_pct)
+                  else f"{row.change:+.4g} {'pp' if rule.kind == 'pp' else row.unit}")
+        found.append(f"{row.board}/{row.backend}/{row.model}/{row.variant} {row.metric} "
+                     f"{row.statistic}: {row.value_base:.6g} -> {row.value_cur:.6g} "
+                     f"{row.unit} ({change}; {row.fidelity_cur}) breaks {rule.text}")
     return found
 
 
@@ -201,10 +207,17 @@ def cmd_compare(args) -> int:
         print(f"BREACH: {line}")
     if found:
         print(f"{len(found)} breach(es) of {', '.join(r.text for r in rules)}")
-        return 1
-    if rules:
+    if args.html:
+        from harness.report_html import render_compare
+        path = Path(args.html)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_compare(table, rules, Path(args.baseline), Path(args.current),
+                                       show_all=args.all),
+                        encoding="utf-8")
+        print(f"html: {path}")
+    if rules and not found:
         print(f"no breach of {', '.join(r.text for r in rules)}")
-    return 0
+    return 1 if found else 0
 
 
 def add_parser(sub) -> None:
@@ -216,4 +229,7 @@ def add_parser(sub) -> None:
                         help="exit 1 when a figure breaks the rule: latency_us:+5%%, "
                              "accuracy:-0.5pp, flash_bytes:+1024 (repeatable)")
     parser.add_argument("--all", action="store_true", help="show unchanged figures too")
+    parser.add_argument("--html", metavar="FILE",
+                        help="also write a self-contained HTML page: regressions and "
+                             "improvements highlighted, with the rule each breaks")
     parser.set_defaults(fn=cmd_compare)

@@ -66,9 +66,12 @@ def _row_fidelity(df: pd.DataFrame) -> pd.Series:
     def last(rows: pd.DataFrame) -> pd.Series:
         return rows.sort_values("_time").groupby(KEY, dropna=False)["fidelity"].last()
 
-    latency = last(df[df["column"] == "latency_median_us"])
+    # By metric, not column: a functional latency fills no cell yet still says how the row ran.
+    latency = last(df[(df["metric"] == "latency_us") & (df["statistic"] == "median")])
     # Energy carries its own fidelity column (modelled energy next to cycle-accurate time).
-    measured = last(df[(df["fidelity"] != fid.STATIC) & ~df["metric"].isin(ENERGY_METRICS)])
+    # host_roundtrip_ms is host time whatever the backend: it says nothing of how the row ran.
+    measured = last(df[(df["fidelity"] != fid.STATIC)
+                       & ~df["metric"].isin([*ENERGY_METRICS, "host_roundtrip_ms"])])
     return latency.combine_first(measured).combine_first(last(df))
 
 
@@ -166,25 +169,22 @@ def to_markdown(table: pd.DataFrame) -> str:
     return f"{body}\n\nFidelity:\n\n{legend}\n" + (f"\n{note}\n" if note else "")
 
 
-def to_html(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
-    import html
-
-    legend = "".join(f"<li>{html.escape(line)}</li>" for line in legend_lines(table))
-    note = f"<p>{html.escape(incomplete_note(table))}</p>" if incomplete_note(table) else ""
-    images = "".join(f'<p><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}"></p>'
-                     for p in plots)
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tinyhil report</title>"
-            "</head><body>\n<h1>tinyhil report</h1>\n"
-            + display_frame(table).to_html(index=False, na_rep="")
-            + f"\n<h2>Fidelity</h2><ul>{legend}</ul>{note}\n{images}\n</body></html>\n")
-
-
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
 
 
+def save_figure(fig, path, fmt: str = "png"):
+    """Write a figure as PNG or SVG to a path or a binary file object (the HTML report embeds
+    plots from memory). SVG keeps its text as text: a quarter of the size, sharp at any zoom."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "tinyhil"}):
+        fig.savefig(path, format=fmt, dpi=100, metadata={"Date": None} if fmt == "svg" else None)
+    return path
+
+
 def _scatter(rows: pd.DataFrame, x: str, y: str, label, axes: tuple[str, str], title: str,
-             path: Path, log_axes: tuple[str, ...]) -> Path:
+             path, log_axes: tuple[str, ...], fmt: str = "png"):
     """One labelled point per row; an axis turns logarithmic when it spans over 100x."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -205,15 +205,14 @@ def _scatter(rows: pd.DataFrame, x: str, y: str, label, axes: tuple[str, str], t
     ax.set_ylabel(axes[1])
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    fig.savefig(path, format="png", dpi=100)
-    return path
+    return save_figure(fig, path, fmt)
 
 
 def _labels(rows: pd.DataFrame, column: str) -> str:
     return ", ".join(sorted(set(rows[column].dropna())))
 
 
-def plot_board(table: pd.DataFrame, board: str, path: Path) -> Path | None:
+def plot_board(table: pd.DataFrame, board: str, path, fmt: str = "png"):
     """Latency vs accuracy for one board; None (no file) when no row has both figures."""
     rows = table[(table["board"] == board)].dropna(subset=["latency_median_us", "accuracy_pct"])
     if rows.empty:
@@ -222,10 +221,10 @@ def plot_board(table: pd.DataFrame, board: str, path: Path) -> Path | None:
                     lambda row: f"{row['variant']} ({row['backend']})",
                     ("latency median (us)", "accuracy (%)"),
                     f"{board}: latency vs accuracy ({_labels(rows, 'fidelity')})", path,
-                    log_axes=("latency_median_us",))
+                    log_axes=("latency_median_us",), fmt=fmt)
 
 
-def plot_energy(table: pd.DataFrame, board: str, path: Path) -> Path | None:
+def plot_energy(table: pd.DataFrame, board: str, path, fmt: str = "png"):
     """Energy per inference vs latency for one board; None (no file) without both figures."""
     if "energy_uj" not in table:
         return None
@@ -237,13 +236,15 @@ def plot_energy(table: pd.DataFrame, board: str, path: Path) -> Path | None:
                     ("latency median (us)", "energy per inference (uJ)"),
                     f"{board}: energy vs latency (time {_labels(rows, 'fidelity')}; "
                     f"energy {_labels(rows, 'energy_fidelity')})", path,
-                    log_axes=("latency_median_us", "energy_uj"))
+                    log_axes=("latency_median_us", "energy_uj"), fmt=fmt)
 
 
 def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]:
-    """Write report.md/.csv/.html, latency_vs_accuracy_<board>.png and, where energy was
-    measured, energy_vs_latency_<board>.png; returns them by file name."""
-    table = comparison_table(load_runs(paths))
+    """Write report.md/.csv, the self-contained report.html (harness.report_html),
+    latency_vs_accuracy_<board>.png and, where energy was measured, energy_vs_latency_<board>.png;
+    returns them by file name."""
+    records = load_runs(paths)
+    table = comparison_table(records)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -254,8 +255,13 @@ def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]
         name = f"energy_vs_latency_{_safe_name(board)}.png"
         if plot_energy(table, board, out_dir / name):
             written[name] = out_dir / name
+    from harness.report_html import render_report
+
+    run_dirs = sorted({d for p in ([paths] if isinstance(paths, (str, Path)) else paths)
+                       for d in find_run_dirs(Path(p))})
+    # report.html is one self-contained page (plots embedded); the PNGs stay for report.md.
     files = {"report.md": to_markdown(table),
-             "report.html": to_html(table, list(written.values()))}
+             "report.html": render_report(table, records, run_dirs)}
     for name, text in files.items():
         (out_dir / name).write_text(text, encoding="utf-8")
         written[name] = out_dir / name
