@@ -193,6 +193,9 @@ def format_table(table: pd.DataFrame, show_all: bool = False) -> str:
 
 def cmd_compare(args) -> int:
     rules = [parse_rule(text) for text in args.fail_on or []]
+    if args.html and Path(args.html).is_dir():
+        raise CompareError(f"--html {args.html} is a folder: give a file, e.g. "
+                           f"{Path(args.html) / 'compare.html'}")
     table = compare_runs([Path(args.baseline)], [Path(args.current)])
     print(f"baseline {args.baseline}  ->  current {args.current}")
     print(format_table(table, args.all))

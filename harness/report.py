@@ -232,7 +232,8 @@ def plot_energy(table: pd.DataFrame, board: str, path, fmt: str = "png"):
     if rows.empty:
         return None
     return _scatter(rows, "latency_median_us", "energy_uj",
-                    lambda row: f"{row['variant']} ({row['backend']}, {row['power_mw']:.3g} mW)",
+                    lambda row: f"{row['variant']} ({row['backend']}"
+                                + (f", {row['power_mw']:.3g} mW)" if pd.notna(row["power_mw"]) else ")"),
                     ("latency median (us)", "energy per inference (uJ)"),
                     f"{board}: energy vs latency (time {_labels(rows, 'fidelity')}; "
                     f"energy {_labels(rows, 'energy_fidelity')})", path,

@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import math
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -33,6 +34,11 @@ BEST_MARK = "★"
 
 def e(value) -> str:
     return html.escape(str(value), quote=True)
+
+
+def anchor(name: str) -> str:
+    """An id / fragment for a board name (ids may not hold spaces)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
 
 
 def page(title: str, summary: str, body: str) -> str:
@@ -204,7 +210,7 @@ def board_table(rows: pd.DataFrame, details: dict, fidelities: dict) -> tuple[st
                                notes))
         nofit = ' class="nofit"' if row.get("fits") == "no" else ""
         body.append(f"<tr{nofit}>{''.join(cells)}</tr>")
-    table = (f'<div class="scroll"><table class="sortable filterable" id="table-{e(board)}">'
+    table = (f'<div class="scroll"><table class="sortable filterable" id="table-{anchor(board)}">'
              f"<thead><tr>{''.join(header_cells)}</tr></thead>"
              f"<tbody>{''.join(body)}</tbody></table></div>")
     return table, sorted(notes)
@@ -406,7 +412,7 @@ def render_report(table: pd.DataFrame, records: pd.DataFrame, run_dirs: Sequence
         all_notes |= set(notes)
         plots = board_plots(table, layers, board)
         sections.append(
-            f'<section id="board-{e(board)}"><h2>{e(board)}</h2>{html_table}'
+            f'<section id="board-{anchor(board)}"><h2>{e(board)}</h2>{html_table}'
             + "".join(f'<p class="notes">{e(n)}</p>' for n in notes)
             + (f'<div class="plots">{"".join(plots)}</div>' if plots else "") + "</section>")
 
@@ -426,7 +432,7 @@ def render_report(table: pd.DataFrame, records: pd.DataFrame, run_dirs: Sequence
     provenance = "".join(
         run_provenance(d, run_ids.get((read_manifest(d) or {}).get("run_id", Path(d).name), 0),
                        open_=len(run_dirs) <= 2) for d in run_dirs)
-    nav = "".join(f'<a href="#board-{e(b)}">{e(b)}</a>' for b in boards)
+    nav = "".join(f'<a href="#board-{anchor(b)}">{e(b)}</a>' for b in boards)
     summary = (f'<p class="summary">{len(table)} rows on {len(boards)} board(s) from '
                f"{len(run_dirs)} run(s); the latest run of each board/backend/variant wins.</p>"
                + _incomplete_alert(run_dirs)
