@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="folder for report.md/.csv/.html and plots")
     report.add_argument("--trend", action="store_true",
                         help="figures over a series of runs (from one or several hosts): one "
-                             "plot per metric and trend.csv")
+                             "plot per metric, trend.csv and trend.html")
     report.set_defaults(fn=cmd_report)
     from harness.report import compare
     from harness.lab import cli as lab_cli

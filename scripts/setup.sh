@@ -36,6 +36,8 @@ apt_install arduino-builder arduino-ctags \
   || echo "setup: no arduino-builder here: the Arduino-sketch test will be skipped"
 apt_install clang libclang-rt-dev \
   || echo "setup: no clang/libclang-rt-dev here: the parser fuzz test will be skipped"
+apt_install chromium \
+  || echo "setup: no chromium here: the HTML report's browser test will be skipped"
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

@@ -131,9 +131,8 @@ def _main_statistic(stats: set[str]) -> str | None:
     return None
 
 
-def breaches(table: pd.DataFrame, rules: list[Rule]) -> list[str]:
-    """Each figure a rule fails, as a sentence naming the figure, both values and the rule."""
-    found = []
+def breaching(table: pd.DataFrame, rules: list[Rule]):
+    """(row index, row, rule) for each figure a rule fails."""
     compared = table[table["status"] == "compared"]
     for rule in rules:
         rows = compared[compared["metric"] == rule.metric]
@@ -142,14 +141,46 @@ def breaches(table: pd.DataFrame, rules: list[Rule]) -> list[str]:
         else:
             main = _main_statistic(set(table.loc[table["metric"] == rule.metric, "statistic"]))
             rows = rows[rows["statistic"] == main]
-        for row in rows.itertuples(index=False):
+        for index, row in zip(rows.index, rows.itertuples(index=False)):
             if rule.breached(row.value_base, row.value_cur):
-                change = (f"{row.change_pct:+.2f} %" if rule.kind == "%" and not math.isnan(row.change_pct)
-                          else f"{row.change:+.4g} {'pp' if rule.kind == 'pp' else row.unit}")
-                found.append(f"{row.board}/{row.backend}/{row.model}/{row.variant} {row.metric} "
-                             f"{row.statistic}: {row.value_base:.6g} -> {row.value_cur:.6g} "
-                             f"{row.unit} ({change}; {row.fidelity_cur}) breaks {rule.text}")
+                yield index, row, rule
+
+
+def breaches(table: pd.DataFrame, rules: list[Rule]) -> list[str]:
+    """Each figure a rule fails, as a sentence naming the figure, both values and the rule."""
+    found = []
+    for _, row, rule in breaching(table, rules):
+        change = (f"{row.change_pct:+.2f} %" if rule.kind == "%" and not math.isnan(row.change_pct)
+                  else f"{row.change:+.4g} {'pp' if rule.kind == 'pp' else row.unit}")
+        found.append(f"{row.board}/{row.backend}/{row.model}/{row.variant} {row.metric} "
+                     f"{row.statistic}: {row.value_base:.6g} -> {row.value_cur:.6g} "
+                     f"{row.unit} ({change}; {row.fidelity_cur}) breaks {rule.text}")
     return found
+
+
+def compare_verdicts(table: pd.DataFrame, rules) -> pd.Series:
+    """Per figure: 'regression: breaks RULE', 'improvement', 'worse (no rule broken)',
+    'changed', 'unchanged', or the reason it was not compared."""
+    broken: dict[int, list[str]] = {}
+    for index, _, rule in breaching(table, rules):
+        broken.setdefault(index, []).append(rule.text)
+    out = []
+    for index, row in table.iterrows():
+        if row["status"] != "compared":
+            out.append(row["status"] + (f" ({row['note']})" if row["note"] else ""))
+        elif index in broken:
+            out.append("regression: breaks " + ", ".join(broken[index]))
+        elif row["change"] == 0:
+            out.append("unchanged")
+        else:
+            column = metrics.column_for(row["metric"], row["statistic"])
+            better = column.better if column else None
+            if better is None:
+                out.append("changed")
+            else:
+                improved = (row["change"] > 0) == (better == "higher")
+                out.append("improvement" if improved else "worse (no rule broken)")
+    return pd.Series(out, index=table.index, dtype=object)
 
 
 def unmatched_rules(table: pd.DataFrame, rules: list[Rule]) -> list[str]:
@@ -183,6 +214,9 @@ def format_table(table: pd.DataFrame, show_all: bool = False) -> str:
 
 def cmd_compare(args) -> int:
     rules = [parse_rule(text) for text in args.fail_on or []]
+    if args.html and Path(args.html).is_dir():
+        raise CompareError(f"--html {args.html} is a folder: give a file, e.g. "
+                           f"{Path(args.html) / 'compare.html'}")
     table = compare_runs([Path(args.baseline)], [Path(args.current)])
     print(f"baseline {args.baseline}  ->  current {args.current}")
     print(format_table(table, args.all))
@@ -197,10 +231,19 @@ def cmd_compare(args) -> int:
         print(f"BREACH: {line}")
     if found:
         print(f"{len(found)} breach(es) of {', '.join(r.text for r in rules)}")
-        return 1
-    if rules:
+    if args.html:
+        from harness.report.html import render_compare
+        path = Path(args.html)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runs = (find_run_dirs(Path(args.baseline)), find_run_dirs(Path(args.current)))
+        path.write_text(render_compare(table, compare_verdicts(table, rules), rules,
+                                       Path(args.baseline), Path(args.current), runs,
+                                       show_all=args.all),
+                        encoding="utf-8")
+        print(f"html: {path}")
+    if rules and not found:
         print(f"no breach of {', '.join(r.text for r in rules)}")
-    return 0
+    return 1 if found else 0
 
 
 def add_parser(sub) -> None:
@@ -212,4 +255,7 @@ def add_parser(sub) -> None:
                         help="exit 1 when a figure breaks the rule: latency_us:+5%%, "
                              "accuracy:-0.5pp, flash_bytes:+1024 (repeatable)")
     parser.add_argument("--all", action="store_true", help="show unchanged figures too")
+    parser.add_argument("--html", metavar="FILE",
+                        help="also write a self-contained HTML page: regressions and "
+                             "improvements highlighted, with the rule each breaks")
     parser.set_defaults(fn=cmd_compare)

@@ -29,6 +29,9 @@ class Column:
     views: frozenset[str]
     device_time: bool = False       # only device-time fidelities may fill it
     digits: int | None = None       # None: about four significant digits
+    # Which way is better, for marking the best value in a report and telling a regression from
+    # an improvement: "higher", "lower", or None (a limit, a supply voltage: no better way).
+    better: str | None = None
 
     @property
     def in_trend(self) -> bool:
@@ -40,22 +43,22 @@ _ALL = frozenset({TERMINAL, REPORT, TREND})
 _REPORT = frozenset({REPORT})
 
 COLUMNS = (
-    Column("accuracy_pct", "accuracy", None, "%", "accuracy (%)", _ALL, digits=1),
-    Column("agreement_pct", "agreement", None, "%", "agreement (%)", _ALL, digits=1),
+    Column("accuracy_pct", "accuracy", None, "%", "accuracy (%)", _ALL, digits=1, better="higher"),
+    Column("agreement_pct", "agreement", None, "%", "agreement (%)", _ALL, digits=1, better="higher"),
     Column("latency_median_us", "latency_us", "median", "us", "latency median (us)", _ALL,
-           device_time=True),
+           device_time=True, better="lower"),
     Column("latency_p95_us", "latency_us", "p95", "us", "latency p95 (us)",
-           frozenset({REPORT, TREND}), device_time=True),
+           frozenset({REPORT, TREND}), device_time=True, better="lower"),
     Column("latency_median_cycles", "latency_cycles", "median", "cycles",
-           "latency median (cycles)", _REPORT, device_time=True),
-    Column("flash_bytes", "flash_bytes", None, "B", "flash (B)", _ALL, digits=0),
+           "latency median (cycles)", _REPORT, device_time=True, better="lower"),
+    Column("flash_bytes", "flash_bytes", None, "B", "flash (B)", _ALL, digits=0, better="lower"),
     Column("flash_limit_bytes", "flash_limit_bytes", None, "B", "flash limit (B)", _REPORT, digits=0),
-    Column("ram_bytes", "ram_bytes", None, "B", "static RAM (B)", _ALL, digits=0),
+    Column("ram_bytes", "ram_bytes", None, "B", "static RAM (B)", _ALL, digits=0, better="lower"),
     Column("ram_limit_bytes", "ram_limit_bytes", None, "B", "RAM limit (B)", _REPORT, digits=0),
     Column("stack_bytes", "stack_bytes", None, "B", "stack bound (B)", frozenset({REPORT, TREND}),
-           digits=0),
+           digits=0, better="lower"),
     Column("fits", "fits", None, "bool", "fits", _REPORT),
-    Column("energy_uj", "energy_uj", None, "uJ", "energy (uJ)", _ALL),
+    Column("energy_uj", "energy_uj", None, "uJ", "energy (uJ)", _ALL, better="lower"),
     Column("power_mw", "power_mw", None, "mW", "power (mW)", _REPORT),
     Column("supply_v", "supply_v", None, "V", "supply (V)", _REPORT, digits=2),
     Column("host_roundtrip_ms", "host_roundtrip_ms", None, "ms", "host round trip (ms)", _REPORT),
@@ -65,7 +68,10 @@ BY_KEY = {c.key: c for c in COLUMNS}
 ENERGY_KEYS = ("energy_uj", "power_mw", "supply_v")
 ENERGY_METRICS = ENERGY_KEYS
 OPTIONAL_KEYS = ENERGY_KEYS + ("host_roundtrip_ms",)   # a column only when some run measured it
-DEVICE_TIME_METRICS = frozenset(c.metric for c in COLUMNS if c.device_time)
+# Per-layer cycles of an int8 network (detail: the layer's name): a device time, but no table
+# column (one row holds many layers); the HTML report draws them as bars.
+LAYER_CYCLES = "layer_cycles"
+DEVICE_TIME_METRICS = frozenset(c.metric for c in COLUMNS if c.device_time) | {LAYER_CYCLES}
 
 
 def columns(view: str) -> list[Column]:
@@ -89,6 +95,12 @@ def not_device_time(df: pd.DataFrame) -> pd.Series:
 def device_figures_only(df: pd.DataFrame) -> pd.DataFrame:
     """Records without host-clock "latency": what the table, compare and trend take."""
     return df[~not_device_time(df)]
+
+
+def column_for(metric: str, statistic: str) -> Column | None:
+    """The registry entry a (metric, statistic) record fills, or None."""
+    key = column_of(metric, statistic)
+    return BY_KEY[key] if key else None
 
 
 def trend_columns() -> list[Column]:

@@ -12,6 +12,7 @@ import pandas as pd
 from harness import fidelity as fid
 from harness.report import metrics
 from harness.errors import HarnessError
+from harness.report.plots import plot_board, plot_energy
 from harness.results.records import RECORDS_JSONL, RECORDS_PARQUET, load_run
 
 KEY = ["board", "backend", "model", "variant"]
@@ -66,9 +67,12 @@ def _row_fidelity(df: pd.DataFrame) -> pd.Series:
     def last(rows: pd.DataFrame) -> pd.Series:
         return rows.sort_values("_time").groupby(KEY, dropna=False)["fidelity"].last()
 
-    latency = last(df[df["column"] == "latency_median_us"])
+    # By metric, not column: a functional latency fills no cell yet still says how the row ran.
+    latency = last(df[(df["metric"] == "latency_us") & (df["statistic"] == "median")])
     # Energy carries its own fidelity column (modelled energy next to cycle-accurate time).
-    measured = last(df[(df["fidelity"] != fid.STATIC) & ~df["metric"].isin(ENERGY_METRICS)])
+    # host_roundtrip_ms is host time whatever the backend: it says nothing of how the row ran.
+    measured = last(df[(df["fidelity"] != fid.STATIC)
+                       & ~df["metric"].isin([*ENERGY_METRICS, "host_roundtrip_ms"])])
     return latency.combine_first(measured).combine_first(last(df))
 
 
@@ -166,84 +170,16 @@ def to_markdown(table: pd.DataFrame) -> str:
     return f"{body}\n\nFidelity:\n\n{legend}\n" + (f"\n{note}\n" if note else "")
 
 
-def to_html(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
-    import html
-
-    legend = "".join(f"<li>{html.escape(line)}</li>" for line in legend_lines(table))
-    note = f"<p>{html.escape(incomplete_note(table))}</p>" if incomplete_note(table) else ""
-    images = "".join(f'<p><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}"></p>'
-                     for p in plots)
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tinyhil report</title>"
-            "</head><body>\n<h1>tinyhil report</h1>\n"
-            + display_frame(table).to_html(index=False, na_rep="")
-            + f"\n<h2>Fidelity</h2><ul>{legend}</ul>{note}\n{images}\n</body></html>\n")
-
-
 def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
 
 
-def _scatter(rows: pd.DataFrame, x: str, y: str, label, axes: tuple[str, str], title: str,
-             path: Path, log_axes: tuple[str, ...]) -> Path:
-    """One labelled point per row; an axis turns logarithmic when it spans over 100x."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    # Figure + Agg canvas, not pyplot: no global backend state, safe off the main thread.
-    fig = Figure(figsize=(7, 5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.scatter(rows[x], rows[y])
-    for _, row in rows.iterrows():
-        ax.annotate(label(row), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    for column, set_scale in ((x, ax.set_xscale), (y, ax.set_yscale)):
-        low, high = rows[column].min(), rows[column].max()
-        if column in log_axes and low > 0 and high / low > 100:
-            set_scale("log")
-    ax.margins(x=0.15, y=0.1)                 # room for the labels right of the points
-    ax.set_xlabel(axes[0])
-    ax.set_ylabel(axes[1])
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    fig.savefig(path, format="png", dpi=100)
-    return path
-
-
-def _labels(rows: pd.DataFrame, column: str) -> str:
-    return ", ".join(sorted(set(rows[column].dropna())))
-
-
-def plot_board(table: pd.DataFrame, board: str, path: Path) -> Path | None:
-    """Latency vs accuracy for one board; None (no file) when no row has both figures."""
-    rows = table[(table["board"] == board)].dropna(subset=["latency_median_us", "accuracy_pct"])
-    if rows.empty:
-        return None
-    return _scatter(rows, "latency_median_us", "accuracy_pct",
-                    lambda row: f"{row['variant']} ({row['backend']})",
-                    ("latency median (us)", "accuracy (%)"),
-                    f"{board}: latency vs accuracy ({_labels(rows, 'fidelity')})", path,
-                    log_axes=("latency_median_us",))
-
-
-def plot_energy(table: pd.DataFrame, board: str, path: Path) -> Path | None:
-    """Energy per inference vs latency for one board; None (no file) without both figures."""
-    if "energy_uj" not in table:
-        return None
-    rows = table[table["board"] == board].dropna(subset=["latency_median_us", "energy_uj"])
-    if rows.empty:
-        return None
-    return _scatter(rows, "latency_median_us", "energy_uj",
-                    lambda row: f"{row['variant']} ({row['backend']}, {row['power_mw']:.3g} mW)",
-                    ("latency median (us)", "energy per inference (uJ)"),
-                    f"{board}: energy vs latency (time {_labels(rows, 'fidelity')}; "
-                    f"energy {_labels(rows, 'energy_fidelity')})", path,
-                    log_axes=("latency_median_us", "energy_uj"))
-
-
 def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]:
-    """Write report.md/.csv/.html, latency_vs_accuracy_<board>.png and, where energy was
-    measured, energy_vs_latency_<board>.png; returns them by file name."""
-    table = comparison_table(load_runs(paths))
+    """Write report.md/.csv, the self-contained report.html (harness.report.html),
+    latency_vs_accuracy_<board>.png and, where energy was measured, energy_vs_latency_<board>.png;
+    returns them by file name."""
+    records = load_runs(paths)
+    table = comparison_table(records)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -254,8 +190,13 @@ def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]
         name = f"energy_vs_latency_{safe_name(board)}.png"
         if plot_energy(table, board, out_dir / name):
             written[name] = out_dir / name
+    from harness.report.html import render_report
+
+    run_dirs = sorted({d for p in ([paths] if isinstance(paths, (str, Path)) else paths)
+                       for d in find_run_dirs(Path(p))})
+    # report.html is one self-contained page (plots embedded); the PNGs stay for report.md.
     files = {"report.md": to_markdown(table),
-             "report.html": to_html(table, list(written.values()))}
+             "report.html": render_report(table, records, run_dirs)}
     for name, text in files.items():
         (out_dir / name).write_text(text, encoding="utf-8")
         written[name] = out_dir / name

@@ -14,6 +14,7 @@ import pandas as pd
 
 from harness.report import metrics
 from harness.errors import HarnessError
+from harness.report.plots import save_figure
 from harness.report.table import KEY, find_run_dirs, safe_name
 from harness.results.records import load_run, read_manifest
 
@@ -58,7 +59,7 @@ def trend_frame(paths: Sequence[Path]) -> pd.DataFrame:
                "fidelity"]].reset_index(drop=True)
 
 
-def plot_metric(df: pd.DataFrame, column: str, label: str, path: Path) -> Path | None:
+def plot_metric(df: pd.DataFrame, column: str, label: str, path, fmt: str = "png"):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -83,12 +84,11 @@ def plot_metric(df: pd.DataFrame, column: str, label: str, path: Path) -> Path |
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.autofmt_xdate()
-    fig.savefig(path, format="png", dpi=100)
-    return path
+    return save_figure(fig, path, fmt)
 
 
 def write_trend(paths: Sequence[Path], out_dir: Path) -> dict[str, Path]:
-    """trend.csv plus trend_<metric>.png per metric that any run measured."""
+    """trend.csv, trend_<metric>.png per metric that any run measured, and trend.html."""
     df = trend_frame(paths)
     if df.empty:
         raise HarnessError("the runs hold none of the trend metrics "
@@ -102,6 +102,13 @@ def write_trend(paths: Sequence[Path], out_dir: Path) -> dict[str, Path]:
             written[name] = out_dir / name
     df.assign(when=df["when"].map(lambda t: t.isoformat())).to_csv(out_dir / "trend.csv", index=False)
     written["trend.csv"] = out_dir / "trend.csv"
+    # trend.html: the same plots embedded as SVG, with what changed last and each run's manifest.
+    from harness.report.html import render_trend, svg_uri
+
+    plots = [(c.label, uri) for c in TREND_COLUMNS
+             if (uri := svg_uri(lambda b, c=c: plot_metric(df, c.key, c.label, b, fmt="svg")))]
+    (out_dir / "trend.html").write_text(render_trend(df, run_index(paths), plots), encoding="utf-8")
+    written["trend.html"] = out_dir / "trend.html"
     return written
 
 
