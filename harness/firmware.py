@@ -80,6 +80,23 @@ def _defines(board: Board, exported, build_id: str) -> list[str]:
             port, bit = board.marker["port"], board.marker["bit"]
             defines += [f"-DTINYHIL_MARKER_PORT=PORT{port}", f"-DTINYHIL_MARKER_DDR=DDR{port}",
                         f"-DTINYHIL_MARKER_BIT={bit}"]
+        defines += _soft_uart_defines(board)
+    return defines
+
+
+def _soft_uart_defines(board: Board) -> list[str]:
+    """A board without a UART names its software UART's pins: [soft_uart] tx = "B3", rx = "B4".
+    The ATtiny port has port B only, so the pins are bits of port B."""
+    pins = board.extra.get("soft_uart")
+    if not pins:
+        return []
+    defines = []
+    for role in ("tx", "rx"):
+        pin = str(pins.get(role, ""))
+        if len(pin) != 2 or pin[0] != "B" or pin[1] not in "01234567":
+            raise BuildError(f"[soft_uart] {role} = {pin!r} in {board.source or board.name}: "
+                             'name a port B pin, like "B3"')
+        defines.append(f"-DTINYHIL_{role.upper()}_BIT={pin[1]}")
     return defines
 
 
@@ -93,7 +110,16 @@ def _flags(board: Board) -> list[str]:
 
 def _sources(board: Board, exported) -> list[Path]:
     fw = firmware_dir()
-    return [fw / s for s in RUNTIME_SOURCES] + [fw / PORTS[_arch(board)]] + list(exported.c_sources)
+    return [fw / s for s in RUNTIME_SOURCES] + [fw / port_source(board)] + list(exported.c_sources)
+
+
+def port_source(board: Board) -> str:
+    """The board file may name its own port (`port = "attiny"`: ports/attiny/port_attiny.c);
+    else the architecture's."""
+    name = board.extra.get("port")
+    if name:
+        return f"ports/{name}/port_{name}.c"
+    return PORTS[_arch(board)]
 
 
 def _include_dirs(exported) -> list[Path]:
