@@ -103,6 +103,10 @@ VARIANTS = (
                  "random forest, 5 trees, max depth 4, inline if/else C, int16 features in mm",
                  4, "int16", 1, "int16", True),
     # Probes: known answers (sum of the input bytes) for testing and timing the protocol.
+    # 64 bytes: more than one INFER frame carries at the smallest max_payload (60 B of vector),
+    # so it goes in LOAD chunks, and still fits the ATtiny85's 512 B of RAM.
+    ModelVariant("checksum_64", "probe", "tinyhil", "sum of 64 input bytes",
+                 64, "uint8", 1, "int32", True, kind="probe"),
     ModelVariant("checksum_128", "probe", "tinyhil", "sum of 128 input bytes",
                  128, "uint8", 1, "int32", True, kind="probe"),
     ModelVariant("checksum_2048", "probe", "tinyhil", "sum of 2048 input bytes",
@@ -342,6 +346,7 @@ _GENERATORS = {
     "mlp_emlearn": _gen_mlp_emlearn,
     "dtree_iris": _gen_dtree_iris,
     "rf_iris": _gen_rf_iris,
+    "checksum_64": _gen_checksum,
     "checksum_128": _gen_checksum,
     "checksum_2048": _gen_checksum,
 }

@@ -21,9 +21,11 @@
  * soft UART is half duplex and sees a start bit only while it polls, so host bytes wait in
  * the bridge until the DUT is not transmitting and is polling the RX pin (it read the pin's
  * PIN register within the last POLL_WINDOW cycles); queued bytes then go back to back with
- * one stop bit, as a USB-serial adapter sends them, so the firmware must keep up with a
- * burst on its own (on hardware nobody holds bytes for it; the protocol only sends while the
- * DUT waits). Bytes with a bad stop bit are counted on stderr and dropped.
+ * one stop bit, as a USB-serial adapter sends them. A start bit the DUT has not polled for
+ * a quarter bit after its edge (it is busy: running a request it has whole, or too slow per
+ * byte) is taken back unseen and the bytes wait for its next poll; stderr says "HELD", since
+ * on hardware that byte would be lost: a firmware too slow for a burst shows up, it is not
+ * hidden. Bytes from the DUT with a bad stop bit are counted on stderr and dropped.
  *
  * Build: cc -O2 -I/usr/include/simavr tinyhil_simavr.c -lsimavr -lelf -lpthread -lutil
  */
@@ -168,13 +170,14 @@ static void feed_uart(void)
 /* ---- software UART on two pins (--soft-uart-tx/--soft-uart-rx) ---------------------------- */
 
 static void take_host_byte(avr_cycle_count_t start);
+static avr_cycle_count_t rx_next_bit(avr_t *a, avr_cycle_count_t when, void *param);
 
 #define POLL_WINDOW 200         /* cycles: a PIN read this recent means the DUT polls RX */
 static avr_irq_t *rx_pin;
 static int tx_level;            /* TX as last seen; 0 until the firmware drives it high */
 static int tx_busy, tx_bit_index;
 static uint8_t tx_shift;
-static unsigned tx_framing_errors;
+static unsigned tx_framing_errors, rx_held;
 static int rx_busy, rx_bit_index;
 static uint8_t rx_byte;
 static avr_cycle_count_t rx_start, tx_start, last_rx_poll;
@@ -243,6 +246,26 @@ static avr_cycle_count_t rx_next_bit(avr_t *a, avr_cycle_count_t when, void *par
     return bit_edge(rx_start, rx_bit_index + 1);
 }
 
+/* A quarter bit into a start bit: a DUT that has not polled RX since the edge would miss the
+ * byte (or sample it too late) on hardware. Take the start bit back, unseen, and keep the
+ * byte until the DUT polls: it was busy (in a request it has whole, or too slow per byte). */
+static avr_cycle_count_t rx_check_start(avr_t *a, avr_cycle_count_t when, void *param)
+{
+    (void)when; (void)param;
+    if (rx_busy && rx_bit_index == 0 && last_rx_poll < rx_start) {
+        avr_cycle_timer_cancel(a, rx_next_bit, NULL);
+        avr_raise_irq(rx_pin, 1);
+        in_head = (in_head + INQ_SIZE - 1) % INQ_SIZE;
+        in_len++;
+        rx_busy = 0;
+        rx_held++;
+        fprintf(stderr, "tinyhil-simavr: HELD host bytes at cycle %llu: the DUT was not polling "
+                "RX a quarter bit into a start bit (on hardware the byte would be lost)\n",
+                (unsigned long long)a->cycle);
+    }
+    return 0;
+}
+
 static void take_host_byte(avr_cycle_count_t start)
 {
     rx_byte = inq[in_head];
@@ -252,6 +275,7 @@ static void take_host_byte(avr_cycle_count_t start)
     rx_bit_index = 0;
     rx_start = start;
     avr_raise_irq(rx_pin, 0);                       /* start bit */
+    avr_cycle_timer_register(avr, bit_edge(start, 0.25) - avr->cycle, rx_check_start, NULL);
 }
 
 /* Start a burst of host bytes only while the DUT waits for one: see the top of the file. */
@@ -278,6 +302,7 @@ static void reset_soft_uart(void)
 {
     avr_cycle_timer_cancel(avr, tx_sample, NULL);
     avr_cycle_timer_cancel(avr, rx_next_bit, NULL);
+    avr_cycle_timer_cancel(avr, rx_check_start, NULL);
     tx_busy = rx_busy = 0;
     tx_level = 0;
     rx_polled = 0;

@@ -65,9 +65,13 @@ def firmware_hex(firmware) -> Path:
 
 def upload_avrdude(board: Board, hex_path: Path, port: str, timeout: float = UPLOAD_TIMEOUT) -> None:
     """Write `hex_path` to the board's flash through its bootloader (-D: no chip erase, which
-    Optiboot does not do; pages are erased as they are written)."""
+    Optiboot does not do; pages are erased as they are written), or through an ISP programmer
+    when the board file says `isp = true`."""
     settings = board.backend_settings("hardware")
     avrdude = require("avrdude", f"to flash the {board.name}")
+    if settings.get("isp"):
+        upload_avrdude_isp(board, avrdude, hex_path, timeout)
+        return
     command = [str(avrdude), "-c", settings.get("programmer", "arduino"),
                "-p", settings.get("part", board.mcu), "-P", port,
                "-b", str(settings.get("upload_baud", 115200)), "-D",
@@ -84,6 +88,30 @@ def upload_avrdude(board: Board, hex_path: Path, port: str, timeout: float = UPL
             f"{' '.join(command)}\n{tail}\nLikely causes: the wrong port; the port busy (a serial "
             "monitor holds it); the board not in its bootloader (no auto-reset, a clone without "
             "Optiboot, or the wrong upload_baud in the board file).")
+
+
+def upload_avrdude_isp(board: Board, avrdude: Path, hex_path: Path, timeout: float) -> None:
+    """An ISP programmer (USBasp, ...) on USB: no serial port, no bootloader; avrdude erases the
+    chip and writes the fuses the board file names (the clock the firmware is built for)."""
+    settings = board.backend_settings("hardware")
+    programmer = settings.get("programmer", "usbasp")
+    command = [str(avrdude), "-c", programmer, "-p", settings.get("part", board.mcu),
+               "-U", f"flash:w:{hex_path}:i"]
+    for fuse, value in settings.get("fuses", {}).items():
+        command += ["-U", f"{fuse}:w:{value}:m"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"avrdude did not finish within {timeout:.0f} s: {' '.join(command)}. "
+                           f"Is the {programmer} programmer hung? Unplug it and plug it in again.") from None
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-6:])
+        raise BackendError(
+            f"avrdude could not flash the {board.name} through the {programmer} programmer "
+            f"(exit {result.returncode}): {' '.join(command)}\n{tail}\nCheck: the {programmer} is "
+            "plugged in (`lsusb`) and this user may open it (udev rule); its 6-pin ISP cable is on "
+            f"the {board.name}'s MOSI, MISO, SCK, RESET, VCC and GND; the target is powered; a new "
+            "chip at 1 MHz may need a slow ISP clock (avrdude -B 32).")
 
 
 def _upload_with_avrdude(board: Board, firmware, port: str) -> None:
