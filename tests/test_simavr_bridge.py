@@ -14,6 +14,7 @@ from harness.tools import find_tool
 
 serial = pytest.importorskip("serial", reason="pyserial is not installed: pip install pyserial")
 
+from harness.backends.base import StartRequest  # noqa: E402
 from harness.backends.simavr import INSTALL, SimavrBackend, launch_bridge  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "avr_fixtures"
@@ -52,7 +53,7 @@ def start_target():
     targets = []
 
     def start(elf: Path):
-        target = BACKEND.start(BOARD, SimpleNamespace(elf=elf, hex=None, build_id="test"), {})
+        target = BACKEND.start(StartRequest(BOARD, SimpleNamespace(elf=elf, hex=None, build_id="test")))
         targets.append(target)
         return target
 
