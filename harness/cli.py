@@ -46,7 +46,9 @@ def cmd_boards(args) -> int:
 
 
 def _size(n: int) -> str:
-    return "host" if not n else f"{n // 1024} KB"
+    if not n:
+        return "host"
+    return f"{n // 1024} KB" if n >= 1024 else f"{n} B"     # an ATtiny85 has 512 B of RAM
 
 
 def cmd_variants(args) -> int:

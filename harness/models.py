@@ -1,4 +1,5 @@
-"""Model variants: train on scikit-learn's digits, export to C, and build a host reference.
+"""Model variants: train on scikit-learn's digits (and iris, for the smallest boards), export
+to C, and build a host reference.
 
 Each variant is generated model C (emlearn, m2cgen, or our own for probes) plus a glue file
 that implements the ABI of devices/firmware/runtime/tinyhil_model.h. The host reference is
@@ -44,7 +45,7 @@ SEED = 0                                      # every estimator's random_state
 @dataclass(frozen=True)
 class ModelVariant:
     name: str              # e.g. "rf_emlearn"
-    model: str             # task / data set: "digits", or "probe"
+    model: str             # task / data set: "digits", "iris", or "probe"
     exporter: str          # "emlearn", "m2cgen", "tinyhil"
     description: str
     input_count: int
@@ -92,7 +93,20 @@ VARIANTS = (
     ModelVariant("mlp_emlearn", "digits", "emlearn",
                  "MLP 64-16-10 (ReLU, softmax), emlearn loadable float, float32 pixels / 16",
                  64, "float32", 1, "int16", False),
+    # Made for the ATtiny85 (8 KB flash, 512 B RAM): iris, 4 features, 3 classes. The features
+    # are the measurements in mm (cm x 10: integers, so the int16 C is exact): an 8-byte vector
+    # fits one INFER frame of the smallest max_payload.
+    ModelVariant("dtree_iris", "iris", "emlearn",
+                 "decision tree, max depth 5, inline if/else C, int16 features in mm",
+                 4, "int16", 1, "int16", True),
+    ModelVariant("rf_iris", "iris", "emlearn",
+                 "random forest, 5 trees, max depth 4, inline if/else C, int16 features in mm",
+                 4, "int16", 1, "int16", True),
     # Probes: known answers (sum of the input bytes) for testing and timing the protocol.
+    # 64 bytes: more than one INFER frame carries at the smallest max_payload (60 B of vector),
+    # so it goes in LOAD chunks, and still fits the ATtiny85's 512 B of RAM.
+    ModelVariant("checksum_64", "probe", "tinyhil", "sum of 64 input bytes",
+                 64, "uint8", 1, "int32", True, kind="probe"),
     ModelVariant("checksum_128", "probe", "tinyhil", "sum of 128 input bytes",
                  128, "uint8", 1, "int32", True, kind="probe"),
     ModelVariant("checksum_2048", "probe", "tinyhil", "sum of 2048 input bytes",
@@ -170,6 +184,13 @@ def _digits():
     return train_test_split(X, y, stratify=y, **SPLIT)
 
 
+def _iris():
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+    X, y = load_iris(return_X_y=True)   # 150 x 4 measurements in cm, one decimal
+    return train_test_split(np.round(X * 10), y, stratify=y, **SPLIT)
+
+
 def _integer_thresholds(estimator):
     """A copy whose split thresholds emlearn's int16 code generation keeps exact.
 
@@ -185,9 +206,9 @@ def _integer_thresholds(estimator):
     return est
 
 
-def _gen_emlearn_tree(v: ModelVariant, estimator):
+def _gen_emlearn_tree(v: ModelVariant, estimator, data=_digits):
     emlearn = _lib("emlearn")
-    Xtr, Xte, ytr, yte = _digits()
+    Xtr, Xte, ytr, yte = data()
     estimator.fit(Xtr, ytr)
     # method="inline": if/else code, thresholds as immediates, so the trees live in flash.
     # ("loadable" makes const node tables, which avr-gcc copies to RAM without PROGMEM.)
@@ -221,6 +242,17 @@ def _gen_rf_large_emlearn(v):
 def _gen_dtree_emlearn(v):
     from sklearn.tree import DecisionTreeClassifier
     return _gen_emlearn_tree(v, DecisionTreeClassifier(max_depth=10, random_state=SEED))
+
+
+def _gen_dtree_iris(v):
+    from sklearn.tree import DecisionTreeClassifier
+    return _gen_emlearn_tree(v, DecisionTreeClassifier(max_depth=5, random_state=SEED), _iris)
+
+
+def _gen_rf_iris(v):
+    from sklearn.ensemble import RandomForestClassifier
+    return _gen_emlearn_tree(v, RandomForestClassifier(n_estimators=5, max_depth=4, random_state=SEED),
+                             _iris)
 
 
 def _gen_rf_m2cgen(v):
@@ -312,6 +344,9 @@ _GENERATORS = {
     "rf_large_emlearn": _gen_rf_large_emlearn,
     "rf_m2cgen": _gen_rf_m2cgen,
     "mlp_emlearn": _gen_mlp_emlearn,
+    "dtree_iris": _gen_dtree_iris,
+    "rf_iris": _gen_rf_iris,
+    "checksum_64": _gen_checksum,
     "checksum_128": _gen_checksum,
     "checksum_2048": _gen_checksum,
 }

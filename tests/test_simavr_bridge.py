@@ -14,7 +14,7 @@ from harness.tools import find_tool
 
 serial = pytest.importorskip("serial", reason="pyserial is not installed: pip install pyserial")
 
-from harness.backends.base import StartRequest
+from harness.backends.base import StartRequest  # noqa: E402
 from harness.backends.simavr import INSTALL, SimavrBackend, launch_bridge  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "avr_fixtures"

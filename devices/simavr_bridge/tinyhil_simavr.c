@@ -3,7 +3,8 @@
  *
  *   tinyhil-simavr --mcu atmega328p --freq 16000000 [--marker B5] [--marker-log FILE]
  *                  [--bootloader boot.hex --boot-addr 0x7E00] [--reset-on-open]
- *                  [--realtime] [--settle-ms N] [firmware.elf]
+ *                  [--realtime] [--settle-ms N]
+ *                  [--soft-uart-tx B3 --soft-uart-rx B4 --baud 9600] [firmware.elf]
  *
  * Prints one line "PTY <slave path>" on stdout, then holds the CPU until the host opens
  * that path, so the host never misses the DUT's first bytes. UART0 is bridged both ways
@@ -12,6 +13,19 @@
  * logged too, as "S <cycle> <SMCR sleep mode>" and "W <cycle>", so that an energy model can
  * tell cycles running from cycles asleep inside the window. SIGUSR1 resets the MCU (external reset); SIGTERM/SIGINT exit 0.
  * A crashed core prints "CRASHED pc=0x.. cycle=.." on stderr and exits 2.
+ *
+ * With --soft-uart-tx/--soft-uart-rx (an MCU without a UART, e.g. the ATtiny85 and its
+ * bit-banged 8N1 link), the pty is bridged to two pins instead of UART0, at cycle level: TX pin
+ * edges are decoded into bytes (sampled at the middle of each bit, from the start bit's
+ * falling edge), and host bytes are driven onto the RX pin bit by bit at --baud. A polled
+ * soft UART is half duplex and sees a start bit only while it polls, so host bytes wait in
+ * the bridge until the DUT is not transmitting and is polling the RX pin (it read the pin's
+ * PIN register within the last POLL_WINDOW cycles); queued bytes then go back to back with
+ * one stop bit, as a USB-serial adapter sends them. A start bit the DUT has not polled for
+ * a quarter bit after its edge (it is busy: running a request it has whole, or too slow per
+ * byte) is taken back unseen and the bytes wait for its next poll; stderr says "HELD", since
+ * on hardware that byte would be lost: a firmware too slow for a burst shows up, it is not
+ * hidden. Bytes from the DUT with a bad stop bit are counted on stderr and dropped.
  *
  * Build: cc -O2 -I/usr/include/simavr tinyhil_simavr.c -lsimavr -lelf -lpthread -lutil
  */
@@ -52,7 +66,11 @@ static struct {
     uint32_t freq, boot_addr;
     char marker_port;
     int marker_bit, reset_on_open, realtime, settle_ms;
-} opt = { .mcu = "atmega328p", .freq = 16000000, .marker_bit = -1, .settle_ms = 50 };
+    char tx_port, rx_port;      /* soft UART pins; 0: UART0 mode */
+    int tx_bit, rx_bit;
+    uint32_t baud;
+} opt = { .mcu = "atmega328p", .freq = 16000000, .marker_bit = -1, .settle_ms = 50,
+          .baud = 9600 };
 
 /* Byte queues: plain rings, one producer and one consumer on the same thread. */
 static uint8_t outq[OUTQ_SIZE], inq[INQ_SIZE];
@@ -149,12 +167,190 @@ static void feed_uart(void)
     }
 }
 
+/* ---- software UART on two pins (--soft-uart-tx/--soft-uart-rx) ---------------------------- */
+
+static void take_host_byte(avr_cycle_count_t start);
+static avr_cycle_count_t rx_next_bit(avr_t *a, avr_cycle_count_t when, void *param);
+
+#define POLL_WINDOW 200         /* cycles: a PIN read this recent means the DUT polls RX */
+static avr_irq_t *rx_pin;
+static int tx_level;            /* TX as last seen; 0 until the firmware drives it high */
+static int tx_busy, tx_bit_index;
+static uint8_t tx_shift;
+static unsigned tx_framing_errors, rx_held;
+static int rx_busy, rx_bit_index;
+static uint8_t rx_byte;
+static avr_cycle_count_t rx_start, tx_start, last_rx_poll;
+static int rx_polled;           /* the DUT has read RX since the bridge (re)started */
+static avr_io_read_t pin_read;  /* the ioport's own PIN read handler, which ours wraps */
+static void *pin_read_param;
+
+/* Cycle at which bit `k` (0 = start bit) of a byte starting at `start` begins: exact to a
+ * cycle over the frame, whatever the ratio of clock and baud. */
+static avr_cycle_count_t bit_edge(avr_cycle_count_t start, double k)
+{
+    return start + (avr_cycle_count_t)(k * opt.freq / opt.baud + 0.5);
+}
+
+static avr_cycle_count_t tx_sample(avr_t *a, avr_cycle_count_t when, void *param)
+{
+    (void)a; (void)when; (void)param;
+    if (tx_bit_index < 8) {     /* the middle of data bit tx_bit_index */
+        tx_shift = (uint8_t)((tx_shift >> 1) | (tx_level ? 0x80 : 0));
+        tx_bit_index++;
+        return bit_edge(tx_start, tx_bit_index + 1.5);
+    }
+    tx_busy = 0;                /* the middle of the stop bit */
+    if (!tx_level)
+        tx_framing_errors++;
+    else if (connected && out_len < OUTQ_SIZE) {
+        outq[(out_head + out_len) % OUTQ_SIZE] = tx_shift;
+        out_len++;
+    }
+    return 0;
+}
+
+static void on_tx_pin(avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq; (void)param;
+    int level = value ? 1 : 0;
+    if (level == tx_level)
+        return;
+    tx_level = level;
+    if (!level && !tx_busy) {   /* a start bit: sample bit 0 one and a half bits later */
+        tx_busy = 1;
+        tx_bit_index = 0;
+        tx_shift = 0;
+        tx_start = avr->cycle;
+        avr_cycle_timer_register(avr, bit_edge(0, 1.5), tx_sample, NULL);
+    }
+}
+
+/* Drive the next bit boundary of the byte on RX; at the end of its stop bit, go straight on
+ * with the next queued byte. */
+static avr_cycle_count_t rx_next_bit(avr_t *a, avr_cycle_count_t when, void *param)
+{
+    (void)a; (void)param;
+    rx_bit_index++;
+    if (rx_bit_index <= 8) {
+        avr_raise_irq(rx_pin, (rx_byte >> (rx_bit_index - 1)) & 1);
+    } else if (rx_bit_index == 9) {
+        avr_raise_irq(rx_pin, 1);                   /* stop bit */
+    } else if (in_len) {
+        take_host_byte(when);                       /* back to back, like an adapter */
+        return bit_edge(rx_start, 1);
+    } else {
+        rx_busy = 0;
+        return 0;
+    }
+    return bit_edge(rx_start, rx_bit_index + 1);
+}
+
+/* A quarter bit into a start bit: a DUT that has not polled RX since the edge would miss the
+ * byte (or sample it too late) on hardware. Take the start bit back, unseen, and keep the
+ * byte until the DUT polls: it was busy (in a request it has whole, or too slow per byte). */
+static avr_cycle_count_t rx_check_start(avr_t *a, avr_cycle_count_t when, void *param)
+{
+    (void)when; (void)param;
+    if (rx_busy && rx_bit_index == 0 && last_rx_poll < rx_start) {
+        avr_cycle_timer_cancel(a, rx_next_bit, NULL);
+        avr_raise_irq(rx_pin, 1);
+        in_head = (in_head + INQ_SIZE - 1) % INQ_SIZE;
+        in_len++;
+        rx_busy = 0;
+        rx_held++;
+        fprintf(stderr, "tinyhil-simavr: HELD host bytes at cycle %llu: the DUT was not polling "
+                "RX a quarter bit into a start bit (on hardware the byte would be lost)\n",
+                (unsigned long long)a->cycle);
+    }
+    return 0;
+}
+
+static void take_host_byte(avr_cycle_count_t start)
+{
+    rx_byte = inq[in_head];
+    in_head = (in_head + 1) % INQ_SIZE;
+    in_len--;
+    rx_busy = 1;
+    rx_bit_index = 0;
+    rx_start = start;
+    avr_raise_irq(rx_pin, 0);                       /* start bit */
+    avr_cycle_timer_register(avr, bit_edge(start, 0.25) - avr->cycle, rx_check_start, NULL);
+}
+
+/* Start a burst of host bytes only while the DUT waits for one: see the top of the file. */
+static void feed_soft_uart(void)
+{
+    if (in_len && !rx_busy && !tx_busy && tx_level && rx_polled &&
+        avr->cycle - last_rx_poll < POLL_WINDOW) {
+        take_host_byte(avr->cycle);
+        avr_cycle_timer_register(avr, bit_edge(0, 1), rx_next_bit, NULL);
+    }
+}
+
+static uint8_t on_rx_pin_read(avr_t *a, avr_io_addr_t addr, void *param)
+{
+    (void)param;
+    last_rx_poll = a->cycle;
+    rx_polled = 1;
+    xon_polls++;                /* idle detection: the DUT spins on an empty line */
+    return pin_read ? pin_read(a, addr, pin_read_param) : a->data[addr];
+}
+
+/* After any reset: the line idles high again and nothing is in flight. */
+static void reset_soft_uart(void)
+{
+    avr_cycle_timer_cancel(avr, tx_sample, NULL);
+    avr_cycle_timer_cancel(avr, rx_next_bit, NULL);
+    avr_cycle_timer_cancel(avr, rx_check_start, NULL);
+    tx_busy = rx_busy = 0;
+    tx_level = 0;
+    rx_polled = 0;
+    avr_raise_irq(rx_pin, 0);   /* the reset cleared PIN; the IRQ only passes changes */
+    avr_raise_irq(rx_pin, 1);
+}
+
+static avr_ioport_t *find_port(char name)
+{
+    for (avr_io_t *io = avr->io_port; io; io = io->next)
+        if (io->kind && strcmp(io->kind, "port") == 0 && ((avr_ioport_t *)io)->name == name)
+            return (avr_ioport_t *)io;
+    return NULL;
+}
+
+static void connect_soft_uart(void)
+{
+    avr_irq_t *tx = avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(opt.tx_port), opt.tx_bit);
+    rx_pin = avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(opt.rx_port), opt.rx_bit);
+    avr_ioport_t *rx_ioport = find_port(opt.rx_port);
+    if (!tx || !rx_pin || !rx_ioport)
+        die("%s has no port %c or %c for the soft UART", opt.mcu, opt.tx_port, opt.rx_port);
+    avr_irq_register_notify(tx, on_tx_pin, NULL);
+    /* Wrap the PIN register's read handler: a read is the DUT polling for a start bit. */
+    int io = AVR_DATA_TO_IO(rx_ioport->r_pin);
+    pin_read = avr->io[io].r.c;
+    pin_read_param = avr->io[io].r.param;
+    avr->io[io].r.c = on_rx_pin_read;
+    avr->io[io].r.param = NULL;
+    reset_soft_uart();
+}
+
 /* ---- marker pin ----------------------------------------------------------------------- */
 
 /* SMCR, the sleep mode control register: data address 0x53 on the ATmega48..328 and
  * ATmega640..2561 families; its SM2:0 bits (3:1) name the mode a SLEEP enters. */
 #define SMCR_ADDR 0x53
+/* The ATtiny25/45/85 keep SM1:0 in MCUCR (0x55) bits 4:3, with the same codes for idle (0),
+ * ADC noise reduction (1) and power-down (2). */
+#define MCUCR_TINYX5 0x55
 static int cpu_asleep, sleep_logged;
+
+static int sleep_mode(avr_t *a)
+{
+    if (strncmp(opt.mcu, "attiny", 6) == 0 && strchr("248", opt.mcu[6]) && opt.mcu[7] == '5')
+        return (a->data[MCUCR_TINYX5] >> 3) & 3;
+    return (a->data[SMCR_ADDR] >> 1) & 7;
+}
 static avr_cycle_count_t sleep_end;
 
 /* simavr calls avr->sleep when the CPU sleeps, with the cycles until the next timer event,
@@ -167,8 +363,7 @@ static void on_sleep(avr_t *a, avr_cycle_count_t how_long)
         cpu_asleep = 1;
         sleep_logged = marker_file && marker_level;   /* only the window matters */
         if (sleep_logged) {
-            fprintf(marker_file, "S %llu %d\n", (unsigned long long)a->cycle,
-                    (a->data[SMCR_ADDR] >> 1) & 7);
+            fprintf(marker_file, "S %llu %d\n", (unsigned long long)a->cycle, sleep_mode(a));
             fflush(marker_file);
         }
     }
@@ -213,6 +408,8 @@ static void on_any_reset(avr_t *a)
     if (core_reset)
         core_reset(a);
     uart_accepts = 0;
+    if (rx_pin)
+        reset_soft_uart();
     log_marker(0);              /* a reset makes every pin an input */
 }
 
@@ -313,6 +510,9 @@ static void on_disconnect(void)
 {
     fprintf(stderr, "tinyhil-simavr: host closed the port at cycle %llu\n",
             (unsigned long long)avr->cycle);
+    if (tx_framing_errors)
+        fprintf(stderr, "tinyhil-simavr: %u soft-UART bytes from the DUT had no stop bit\n",
+                tx_framing_errors);
     connected = 0;
     out_head = out_len = 0;     /* nobody will read them */
 }
@@ -390,8 +590,17 @@ static void usage(void)
     fprintf(stderr,
         "usage: tinyhil-simavr --mcu NAME --freq HZ [--marker B5] [--marker-log FILE]\n"
         "       [--bootloader boot.hex --boot-addr 0x7E00] [--reset-on-open] [--realtime]\n"
-        "       [--settle-ms N] [firmware.elf]\n");
+        "       [--settle-ms N] [--soft-uart-tx B3 --soft-uart-rx B4 --baud 9600]\n"
+        "       [firmware.elf]\n");
     exit(1);
+}
+
+static void parse_pin(const char *flag, const char *arg, char *port, int *bit)
+{
+    if (strlen(arg) != 2 || arg[0] < 'A' || arg[0] > 'L' || arg[1] < '0' || arg[1] > '7')
+        die("%s wants a port letter and a bit, like B5, not %s", flag, arg);
+    *port = arg[0];
+    *bit = arg[1] - '0';
 }
 
 static void parse_args(int argc, char **argv)
@@ -406,6 +615,9 @@ static void parse_args(int argc, char **argv)
         { "reset-on-open", no_argument, 0, 'r' },
         { "realtime", no_argument, 0, 't' },
         { "settle-ms", required_argument, 0, 's' },
+        { "soft-uart-tx", required_argument, 0, 'T' },
+        { "soft-uart-rx", required_argument, 0, 'R' },
+        { "baud", required_argument, 0, 'B' },
         { 0, 0, 0, 0 },
     };
     int c;
@@ -413,12 +625,10 @@ static void parse_args(int argc, char **argv)
         switch (c) {
         case 'm': opt.mcu = optarg; break;
         case 'f': opt.freq = strtoul(optarg, NULL, 0); break;
-        case 'k':
-            if (strlen(optarg) != 2 || optarg[1] < '0' || optarg[1] > '7')
-                die("--marker wants a port letter and a bit, like B5, not %s", optarg);
-            opt.marker_port = optarg[0];
-            opt.marker_bit = optarg[1] - '0';
-            break;
+        case 'k': parse_pin("--marker", optarg, &opt.marker_port, &opt.marker_bit); break;
+        case 'T': parse_pin("--soft-uart-tx", optarg, &opt.tx_port, &opt.tx_bit); break;
+        case 'R': parse_pin("--soft-uart-rx", optarg, &opt.rx_port, &opt.rx_bit); break;
+        case 'B': opt.baud = strtoul(optarg, NULL, 0); break;
         case 'l': opt.marker_log = optarg; break;
         case 'b': opt.bootloader = optarg; break;
         case 'a': opt.boot_addr = strtoul(optarg, NULL, 0); break;
@@ -432,6 +642,10 @@ static void parse_args(int argc, char **argv)
         opt.firmware = argv[optind++];
     if (optind < argc || (!opt.firmware && !opt.bootloader) || !opt.freq)
         usage();
+    if (!opt.tx_port != !opt.rx_port)
+        die("a soft UART needs both --soft-uart-tx and --soft-uart-rx");
+    if (opt.tx_port && (opt.baud < 300 || opt.baud > opt.freq / 16))
+        die("--baud %u is out of range for a %u Hz clock", opt.baud, opt.freq);
 }
 
 static void load_code(void)
@@ -461,7 +675,7 @@ static void load_code(void)
     avr->frequency = opt.freq;          /* the board's clock, not the ELF's .mmcu note */
 }
 
-static void connect_parts(void)
+static void connect_uart0(void)
 {
     uint32_t flags = 0;
     /* Poll sleep usleep()s on idle UART polls (unpredictable timing); STDIO prints the
@@ -479,6 +693,14 @@ static void connect_parts(void)
     avr_irq_register_notify(out, on_uart_output, NULL);
     avr_irq_register_notify(xon, on_uart_xon, NULL);
     avr_irq_register_notify(xoff, on_uart_xoff, NULL);
+}
+
+static void connect_parts(void)
+{
+    if (opt.tx_port)
+        connect_soft_uart();
+    else
+        connect_uart0();
 
     if (opt.marker_bit >= 0) {
         avr_irq_t *pin = avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(opt.marker_port),
@@ -509,7 +731,7 @@ static int wait_budget(void)
     /* Idle (sleeping, or spinning on an empty UART) with nothing to move: wait for the host.
      * Simulated time does not pass while we wait, so cycle counts stay exact. */
     int idle = avr->state == cpu_Sleeping || xon_polls > BATCH / 16;
-    return idle && connected && !in_len && !out_len ? 1 : 0;
+    return idle && connected && !in_len && !out_len && !rx_busy && !tx_busy ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -554,7 +776,10 @@ int main(int argc, char **argv)
         }
         if (out_len > OUTQ_SIZE - 64)
             continue;           /* host not reading: stall the CPU rather than drop bytes */
-        feed_uart();
+        if (rx_pin)
+            feed_soft_uart();
+        else
+            feed_uart();
 
         xon_polls = 0;
         avr_flashaddr_t last_pc = avr->pc;  /* a run off the end of flash leaves pc = 0 */
@@ -566,6 +791,8 @@ int main(int argc, char **argv)
             note_wake();
             if (in_len && uart_accepts)
                 feed_uart();
+            else if (in_len && rx_pin)
+                feed_soft_uart();
         }
         if (avr->state == cpu_Crashed && opt.bootloader) {
             /* On silicon, erased flash (0xFFFF) executes until it falls into the boot section

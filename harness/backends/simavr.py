@@ -95,7 +95,8 @@ class Bridge:
 def launch_bridge(mcu: str, clock_hz: int, firmware_elf: Path | None = None, *,
                   marker: str | None = None, bootloader: Path | None = None,
                   boot_addr: int | None = None, reset_on_open: bool = False,
-                  realtime: bool = False) -> Bridge:
+                  realtime: bool = False, soft_uart: dict | None = None,
+                  baud: int | None = None) -> Bridge:
     """Start the bridge and wait for its `PTY <path>` line."""
     workdir = Path(tempfile.mkdtemp(prefix="tinyhil-simavr-"))
     command = [str(bridge_binary()), "--mcu", mcu, "--freq", str(clock_hz)]
@@ -109,6 +110,9 @@ def launch_bridge(mcu: str, clock_hz: int, firmware_elf: Path | None = None, *,
         command.append("--reset-on-open")
     if realtime:
         command.append("--realtime")
+    if soft_uart:       # no UART0: the bridge works the two pins of a bit-banged UART
+        command += ["--soft-uart-tx", soft_uart["tx"], "--soft-uart-rx", soft_uart["rx"],
+                    "--baud", str(baud)]
     if firmware_elf:
         command.append(str(firmware_elf))
 
@@ -152,7 +156,8 @@ class SimavrBackend(Backend):
         board = request.board
         settings = board.backend_settings("simavr")
         bridge = launch_bridge(settings.get("mcu", board.mcu), board.clock_hz, Path(request.firmware.elf),
-                               marker=marker_spec(board))
+                               marker=marker_spec(board), soft_uart=board.extra.get("soft_uart"),
+                               baud=board.baud)
         return Target(url=bridge.pty, backend=self.name, fidelity=self.fidelity, board=board,
                       description=" ".join(bridge.command), stop_fn=bridge.stop,
                       reset_fn=bridge.reset, process=bridge.process,

@@ -1,4 +1,6 @@
-"""AVR (ATmega): avr-gcc, the ATmega port, and the Intel hex avrdude uploads."""
+"""AVR (ATmega, ATtiny): avr-gcc, the port the board file names (the ATmega port unless it says
+`port = "attiny"`), a software UART's pins for a board without a UART (`[soft_uart]`), and the
+Intel hex avrdude uploads."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from harness.paths import firmware_dir
 from harness.tools import Tool, find_tool, require, run_tool
 
 HEX_NAME = "dut.hex"
+DEFAULT_PORT = "avr"
 
 
 class AvrArch(Arch):
@@ -31,10 +34,17 @@ class AvrArch(Arch):
             port, bit = board.marker["port"], board.marker["bit"]
             defines += [f"-DTINYHIL_MARKER_PORT=PORT{port}", f"-DTINYHIL_MARKER_DDR=DDR{port}",
                         f"-DTINYHIL_MARKER_BIT={bit}"]
-        return defines
+        return defines + soft_uart_defines(board)
 
     def port_sources(self, board: Board) -> list[Path]:
-        return [firmware_dir() / "ports" / "avr" / "port_avr.c"]
+        """The board file may name its own port (`port = "attiny"`: ports/attiny/port_attiny.c);
+        else the ATmega port."""
+        name = str(board.extra.get("port", DEFAULT_PORT))
+        source = firmware_dir() / "ports" / name / f"port_{name}.c"
+        if not source.is_file():
+            raise BuildError(f"port = {name!r} in {board.source or board.name}: there is no "
+                             f"{source.relative_to(firmware_dir())} in {firmware_dir()}")
+        return [source]
 
     def compile(self, job: BuildJob) -> None:
         command = [job.compiler.path, *job.flags, *job.defines,
@@ -53,6 +63,22 @@ class AvrArch(Arch):
 
     def finish(self, firmware, out_dir: Path) -> None:
         firmware.hex = out_dir / HEX_NAME
+
+
+def soft_uart_defines(board: Board) -> list[str]:
+    """A board without a UART names its software UART's pins: [soft_uart] tx = "B3", rx = "B4".
+    The ATtiny port has port B only, so the pins are bits of port B."""
+    pins = board.extra.get("soft_uart")
+    if not pins:
+        return []
+    defines = []
+    for role in ("tx", "rx"):
+        pin = str(pins.get(role, ""))
+        if len(pin) != 2 or pin[0] != "B" or pin[1] not in "01234567":
+            raise BuildError(f"[soft_uart] {role} = {pin!r} in {board.source or board.name}: "
+                             'name a port B pin, like "B3"')
+        defines.append(f"-DTINYHIL_{role.upper()}_BIT={pin[1]}")
+    return defines
 
 
 def make_hex(elf: Path, out: Path) -> Path:
