@@ -26,7 +26,7 @@ from harness.lab.strategy import BoardStrategy  # noqa: E402
 from harness.lab.uploaders.avrdude import upload_avrdude  # noqa: E402
 from harness.backends.simavr import SimavrBackend, start_simulated_arduino  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "avr_fixtures"
+FIXTURES = Path(__file__).parents[1] / "avr_fixtures"
 BOARD = get_board("uno")
 SIMAVR = SimavrBackend().availability(BOARD)
 

@@ -15,7 +15,7 @@ from harness.report.html import page
 from harness.report.table import comparison_table, load_runs, write_report
 from harness.report.trend import write_trend
 from harness.results.records import update_manifest
-from tests.test_report import SHA, figures, make_run
+from tests.report.test_report import SHA, figures, make_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(

@@ -16,7 +16,6 @@ from harness.build.optiboot import build_optiboot
 from harness.backends.simavr import start_simulated_arduino
 from harness.paths import REPO_DIR
 
-sys.path.insert(0, str(Path(__file__).parent))
 from simulated_arduino import NEEDS_SIMULATED_UNO, UNO  # noqa: E402
 
 FAKE_USB = '''
@@ -65,13 +64,6 @@ def test_no_board_attached_falls_back_to_the_emulator(tmp_path):
                              "--collect-only")
     assert result.returncode == 0, out[-3000:]
     assert "tinyhil: uno on simavr (auto: no board attached" in out
-
-
-@pytest.fixture
-def simulated_uno():
-    pty, bridge = start_simulated_arduino(UNO, build_optiboot())
-    yield pty
-    bridge.stop()
 
 
 def needs_simulated_uno(test):

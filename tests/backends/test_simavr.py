@@ -17,7 +17,7 @@ serial = pytest.importorskip("serial", reason="pyserial is not installed: pip in
 from harness.backends.base import StartRequest  # noqa: E402
 from harness.backends.simavr import INSTALL, SimavrBackend, launch_bridge  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "avr_fixtures"
+FIXTURES = Path(__file__).parents[1] / "avr_fixtures"
 BOARD = get_board("uno")
 BACKEND = SimavrBackend()
 AVAILABLE = BACKEND.availability(BOARD)

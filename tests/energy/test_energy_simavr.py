@@ -22,9 +22,9 @@ serial = pytest.importorskip("serial", reason="pyserial is not installed: pip in
 
 from harness.backends.base import StartRequest
 from harness.backends.simavr import SimavrBackend  # noqa: E402
-from tests.test_simavr_bridge import compile_avr  # noqa: E402
+from tests.backends.test_simavr import compile_avr  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "avr_fixtures"
+FIXTURES = Path(__file__).parents[1] / "avr_fixtures"
 UNO = get_board("uno")
 MODEL = power_model(UNO)
 AVAILABLE = SimavrBackend().availability(UNO)

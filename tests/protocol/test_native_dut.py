@@ -19,16 +19,6 @@ from harness.protocol.client import DutClient
 from harness.protocol.wire import MSG, encode
 
 
-@pytest.fixture(scope="module")
-def native_probe():
-    board = get_board("native")
-    exported = export("checksum_2048")
-    firmware = build_firmware(board, exported)
-    target = get_backend("native", board).start(StartRequest(board, firmware))
-    yield target, exported, firmware
-    target.stop()
-
-
 @pytest.fixture
 def client(native_probe):
     target, _, _ = native_probe

@@ -14,17 +14,9 @@ from harness.fidelity import HARDWARE
 from harness.session.plan import Case, plan_boards, select_variants
 from harness.session.session import Session
 
-sys.path.insert(0, str(Path(__file__).parent))
 from simulated_arduino import NEEDS_SIMULATED_UNO, UNO  # noqa: E402
 
 pytestmark = NEEDS_SIMULATED_UNO
-
-
-@pytest.fixture
-def simulated_uno():
-    pty, bridge = start_simulated_arduino(UNO, build_optiboot())
-    yield pty
-    bridge.stop()
 
 
 def session_for(port, tmp_path):

@@ -27,10 +27,9 @@ from harness.protocol.wire import MSG, Decoder, encode
 from harness.session.plan import plan_boards
 from harness.tools import find_tool
 
-sys.path.insert(0, str(Path(__file__).parent / "faults"))
 from faultkit import classify_checked, start_session  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 needs_avr_gcc = pytest.mark.skipif(not find_tool("avr-gcc").found,
                                    reason="avr-gcc is not installed: apt-get install gcc-avr avr-libc")
 

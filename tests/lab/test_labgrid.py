@@ -20,7 +20,6 @@ from harness.lab.labgrid import client_path
 from harness.paths import REPO_DIR
 from harness.results.records import read_jsonl
 
-sys.path.insert(0, str(Path(__file__).parent))
 from simulated_arduino import NEEDS_SIMULATED_UNO, UNO  # noqa: E402
 from tcp_serial_bridge import TcpSerialBridge  # noqa: E402
 
