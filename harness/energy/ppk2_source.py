@@ -210,8 +210,8 @@ class Ppk2Source(SampleSource):
 
     def stop(self) -> None:
         """Stop streaming, then take in what was already on its way (USB and OS buffers): those
-        samples are part of the window. A streaming PPK2 always has some on the way; none at
-        all, after a silence, means the stream had stopped before the window ended."""
+        samples are part of the window. A streaming PPK2 always has some on the way (400 bytes
+        a millisecond): none at all means the stream had stopped before the window ended."""
         silent_since = self._last_data
         self._streaming = False
         if os.name != "posix" or os.path.exists(self.port):     # else: gone, and _get says so
@@ -225,9 +225,8 @@ class Ppk2Source(SampleSource):
                 quiet = time.monotonic()
             else:
                 time.sleep(0.01)
-        silent = quiet - silent_since
-        if not self._tail and silent > TAIL_QUIET_S:
-            raise self._stalled(silent)
+        if not self._tail:
+            raise self._stalled(time.monotonic() - silent_since)
 
     def close(self) -> None:
         try:
