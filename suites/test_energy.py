@@ -16,14 +16,13 @@ def test_energy(dut, case, record, energy_monitor, request):
     opt = request.config.option
     min_window = opt.energy_min_window_s or (
         MLPERF_MIN_WINDOW_S if case.backend == "hardware" else EMULATOR_MIN_WINDOW_S)
+    failed = None
     try:
         result = measure_energy(dut, energy_monitor, dut.exported.vector_bytes(0),
                                 min_window_s=min_window, windows=opt.energy_windows,
                                 warmup=opt.warmup)
     except EnergyError as exc:
-        failed = exc
-    else:
-        failed = None
+        failed = exc                # failed outside the except: one message, no chained one
     if failed is not None:
         partial = getattr(failed, "partial", None)
         if partial is not None:     # the windows measured before the failure are kept

@@ -55,6 +55,7 @@ HEADROOM = 0.9              # auto-range: the next range up above 90 % of full s
 KEEP_LOW = 100              # samples of each idle gap always sent (1 ms)
 TAIL = 100                  # samples after the last known event when a stream stops
 BURST = 20_000              # samples made per pass, at most
+AHEAD_S = 0.02              # how far a burst may run ahead of wall time before idle samples resume
 OUT_LIMIT = 64 * 1024       # bytes waiting for the host before the simulator waits too
 ARGS = {0x01: 3, 0x02: 1, 0x03: 1, 0x04: 1, 0x05: 1, 0x08: 1, 0x09: 1, 0x0C: 1, 0x0D: 2,
         0x0E: 1, 0x0F: 1, 0x11: 1, 0x12: 2, 0x25: 5}    # argument bytes per opcode; others: none
@@ -165,8 +166,9 @@ class LogFollower:
 
     def __init__(self, where: Path):
         self.where = Path(where)
-        self.path: Path | None = None
+        self.path: Path | None = None if self.where.is_dir() else self.where
         self.offset = 0
+        self.seen: set[Path] = set()
         self.looked = 0.0
 
     def poll(self) -> tuple[bool, list[str]]:
@@ -174,12 +176,11 @@ class LogFollower:
         switched = False
         if self.where.is_dir() and time.monotonic() - self.looked > 0.05:
             self.looked = time.monotonic()
-            logs = sorted(self.where.glob("tinyhil-simavr-*/marker.log"), key=lambda p: p.stat().st_mtime)
-            if logs and logs[-1] != self.path and (self.path is None or not self.path.exists()
-                                                   or logs[-1].stat().st_ctime > self.path.stat().st_ctime):
-                self.path, self.offset, switched = logs[-1], 0, True
-        elif not self.where.is_dir():
-            self.path = self.where
+            new = set(self.where.glob("tinyhil-simavr-*/marker.log")) - self.seen
+            if new:
+                self.seen |= new
+                self.path = max(new, key=lambda p: p.stat().st_mtime)
+                self.offset, switched = 0, True
         if self.path is None:
             return switched, []
         try:
@@ -363,7 +364,10 @@ class Ppk2Simulator:
             self._emit(TAIL)                        # the last state goes on: show some of it
         elif not known and timeline.level[-1] == 0:
             self._live = True                       # idle: paced to wall time, device time held
-            due = int((time.monotonic() - self._wall0) * RATE) - self._sent
+            now = time.monotonic()
+            # After a burst, idle samples resume within AHEAD_S: the stream never goes quiet.
+            self._wall0 = min(self._wall0, now - self._sent / RATE + AHEAD_S)
+            due = int((now - self._wall0) * RATE) - self._sent
             if due > 0:
                 self._emit(min(due, BURST), live=True)
         # else: inside a pulse, caught up: wait for the log
