@@ -61,4 +61,5 @@ def record_windows(record, result, note: str = "") -> None:
         record(metric, low, unit, result.fidelity, statistic="min", n=n)
         record(metric, high, unit, result.fidelity, statistic="max", n=n)
     record("supply_v", result.median("supply_v"), "V", result.fidelity, statistic="median", n=n,
-           detail="stated by the power model" if result.fidelity == MODELLED else "measured")
+           detail="stated by the power model" if result.fidelity == MODELLED else
+           f"as {result.monitor} gives it")        # a PPK2 sets or is told it; a Joulescope measures

@@ -216,13 +216,15 @@ class Ppk2Source(SampleSource):
         self._streaming = False
         if os.name != "posix" or os.path.exists(self.port):     # else: gone, and _get says so
             self.ppk2.stop_measuring()
-        quiet = deadline = time.monotonic()
-        deadline += 5.0
-        while time.monotonic() - quiet < TAIL_QUIET_S and time.monotonic() < deadline:
+        stopped = quiet = time.monotonic()
+        # The first byte may take a busy host's scheduler a while; after it, a short quiet ends it.
+        while time.monotonic() - stopped < 5.0:
             data = self._get()
             if data:
                 self._tail += data
                 quiet = time.monotonic()
+            elif time.monotonic() - quiet > (TAIL_QUIET_S if self._tail else STALL_S):
+                break
             else:
                 time.sleep(0.01)
         if not self._tail:
