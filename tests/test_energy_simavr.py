@@ -20,6 +20,7 @@ from harness.tools import find_tool
 
 serial = pytest.importorskip("serial", reason="pyserial is not installed: pip install pyserial")
 
+from harness.backends.base import StartRequest  # noqa: E402
 from harness.backends.simavr import SimavrBackend  # noqa: E402
 from tests.test_simavr_bridge import compile_avr  # noqa: E402
 
@@ -37,7 +38,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def sleepy(tmp_path_factory):
     elf = compile_avr(FIXTURES / "sleepy.c", tmp_path_factory.mktemp("avr") / "sleepy.elf")
-    target = SimavrBackend().start(UNO, SimpleNamespace(elf=elf, hex=None, build_id="test"), {})
+    target = SimavrBackend().start(StartRequest(UNO, SimpleNamespace(elf=elf, hex=None, build_id="test")))
     port = serial.Serial(target.url, 115200, timeout=5)
     yield target, port
     port.close()
