@@ -7,6 +7,7 @@ FUNCTIONAL = "functional"            # emulator whose clock follows host time: o
 WALL_CLOCK = "wall-clock"            # host time of a native process
 MODELLED = "modelled"                # computed from a power model, never measured
 STATIC = "static"                    # read from the ELF: the same on every backend
+SIMULATED_INSTRUMENT = "simulated-instrument"  # a real instrument driver reading a simulated instrument
 
 DESCRIPTIONS = {
     HARDWARE: "measured on a real board",
@@ -16,6 +17,9 @@ DESCRIPTIONS = {
     WALL_CLOCK: "host wall-clock time of the firmware run as a local process",
     MODELLED: "computed from a power model, not measured",
     STATIC: "read from the firmware ELF; the same on every backend",
+    SIMULATED_INSTRUMENT: ("read through a real instrument driver from a simulated instrument (it says "
+                           "so itself) fed by an emulator's exact timing and the power model: it "
+                           "tests the instrument path, it is not a measurement"),
 }
 
 # Fidelities whose time is the device's own clock, so a latency column may show it. `functional`
@@ -25,4 +29,5 @@ DEVICE_TIME = frozenset({HARDWARE, CYCLE_ACCURATE, INSTRUCTION_COUNT, WALL_CLOCK
 
 # Short forms for the 100-column terminal table; the legend spells them out.
 SHORT = {HARDWARE: "hw", CYCLE_ACCURATE: "cycle", INSTRUCTION_COUNT: "icount",
-         FUNCTIONAL: "func", WALL_CLOCK: "wall", MODELLED: "model", STATIC: "static"}
+         FUNCTIONAL: "func", WALL_CLOCK: "wall", MODELLED: "model", STATIC: "static",
+         SIMULATED_INSTRUMENT: "siminst"}

@@ -57,12 +57,15 @@ def open_monitor(choice: str, target, timer_hz: float) -> EnergyMonitor:
                 f"(fidelity {FUNCTIONAL}), so there is no device time to apply {board.name}'s "
                 "power model to. Use --backend simavr (exact cycles, sleep included)")
         return ModelMonitor(power_model(board), target, timer_hz)
-    if backend != "hardware":
-        raise MonitorUnavailable(f"--energy-monitor {resolved} measures a real board, but {board.name} "
-                                 f"runs on {backend} here: use --backend hardware, or "
-                                 "--energy-monitor model on emulators")
     settings = dict(board.extra.get("energy_monitor", {}))
     settings.pop("kind", None)
+    refusal = MonitorUnavailable(f"--energy-monitor {resolved} measures a real board, but {board.name} "
+                                 f"runs on {backend} here: use --backend hardware, or "
+                                 "--energy-monitor model on emulators")
+    # A PPK2 named by its port may be the test suite's simulator, which can measure an
+    # emulator: it says so in its metadata (checked below once it is open).
+    if backend != "hardware" and not (resolved == "ppk2" and settings.get("port")):
+        raise refusal
     if resolved == "joulescope":
         from harness.energy.joulescope_source import JoulescopeSource
         source = JoulescopeSource(serial=settings.get("serial"),
@@ -73,4 +76,7 @@ def open_monitor(choice: str, target, timer_hz: float) -> EnergyMonitor:
         supply = settings.get("supply_v") or board.extra.get("power", {}).get("supply_v")
         source = Ppk2Source(port=settings.get("port"), marker_input=int(settings.get("marker_input", 0)),
                             source_voltage_mv=settings.get("source_voltage_mv"), supply_v=supply)
+    if backend != "hardware" and not getattr(source, "simulated", False):
+        source.close()
+        raise refusal
     return InstrumentMonitor(source)

@@ -89,25 +89,35 @@ def measure_energy(dut, monitor: EnergyMonitor, vector: bytes, *, min_window_s: 
     runs, requests = plan_window(latency_s, runs, min_window_s)
     monitor.check_window(runs * latency_s)
     measured = []
-    for _ in range(windows):
-        monitor.begin_window()
-        inferences = 0
-        try:
-            for _ in range(requests):
-                result = dut.infer(vector, runs=runs, warmup=0)
-                inferences += result.inferences
-                monitor.after_request(runs, result)
-        except BaseException:
-            try:
-                monitor.end_window()
-            except Exception:
-                pass                     # the DUT's error is the one to report
-            raise
-        pulses = monitor.end_window()
-        if len(pulses) != requests:
-            raise EnergyError(f"{monitor.name} saw {len(pulses)} marker pulses for {requests} "
-                              f"inference requests in one window: a pulse was lost or split "
-                              "(a loose marker wire, or glitches longer than the glitch filter). "
-                              "Check the wiring in docs/energy.md")
-        measured.append(Window.from_pulses(pulses, inferences))
+    try:
+        for _ in range(windows):
+            measured.append(_window(dut, monitor, vector, runs, requests))
+    except EnergyError as exc:
+        # The windows measured before the failure stay valid: the caller records them.
+        exc.partial = (EnergyMeasurement(measured, runs, requests, monitor.describe(), monitor.fidelity)
+                       if measured else None)
+        raise
     return EnergyMeasurement(measured, runs, requests, monitor.describe(), monitor.fidelity)
+
+
+def _window(dut, monitor: EnergyMonitor, vector: bytes, runs: int, requests: int) -> Window:
+    monitor.begin_window()
+    inferences = 0
+    try:
+        for _ in range(requests):
+            result = dut.infer(vector, runs=runs, warmup=0)
+            inferences += result.inferences
+            monitor.after_request(runs, result)
+    except BaseException:
+        try:
+            monitor.end_window()
+        except Exception:
+            pass                     # the first error is the one to report
+        raise
+    pulses = monitor.end_window()
+    if len(pulses) != requests:
+        raise EnergyError(f"{monitor.name} saw {len(pulses)} marker pulses for {requests} "
+                          f"inference requests in one window: a pulse was lost or split "
+                          "(a loose marker wire, or glitches longer than the glitch filter). "
+                          "Check the wiring in docs/energy.md")
+    return Window.from_pulses(pulses, inferences)

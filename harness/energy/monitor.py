@@ -46,6 +46,8 @@ class SampleSource(ABC):
     """What an instrument driver implements: a stream of SampleChunks on one sample clock."""
     name: str = ""
     sample_rate_hz: float = 0.0
+    fidelity: str = HARDWARE        # a simulated instrument says so (fidelity.SIMULATED_INSTRUMENT)
+    lost_samples: int = 0           # samples the instrument reports lost since start()
 
     @abstractmethod
     def start(self) -> None:
@@ -69,12 +71,12 @@ class SampleSource(ABC):
 class InstrumentMonitor(EnergyMonitor):
     """Any sampling instrument: a thread drains its SampleSource into a MarkerWindower while the
     suite drives the DUT."""
-    fidelity = HARDWARE
 
     def __init__(self, source: SampleSource, glitch_s: float = DEFAULT_GLITCH_S,
                  max_edge_error: float = DEFAULT_MAX_EDGE_ERROR, settle_s: float = 0.05):
         self.source = source
         self.name = source.name
+        self.fidelity = source.fidelity
         self.glitch_s = glitch_s
         self.min_samples = min_samples_for(max_edge_error)
         self.max_edge_error = max_edge_error
@@ -109,6 +111,15 @@ class InstrumentMonitor(EnergyMonitor):
         self._thread.start()
         time.sleep(self.settle_s)       # a low marker level before the first rising edge
 
+    def after_request(self, runs: int, result) -> None:
+        if self._error is not None:     # the instrument failed: stop driving the DUT for nothing
+            raise self._failed()
+
+    def _failed(self) -> EnergyError:
+        if isinstance(self._error, EnergyError):
+            return self._error
+        return EnergyError(f"{self.name} failed while streaming: {self._error}")
+
     def _drain(self) -> None:
         try:
             while not self._stop.is_set():
@@ -124,12 +135,23 @@ class InstrumentMonitor(EnergyMonitor):
         time.sleep(self.settle_s)       # the last falling edge reaches the instrument
         self._stop.set()
         self._thread.join(timeout=10)
-        self.source.stop()
         if self._error is not None:
-            raise EnergyError(f"{self.name} failed while streaming: {self._error}") from self._error
+            try:
+                self.source.stop()
+            except EnergyError:
+                pass                    # the first failure is the one to report
+            raise self._failed()
+        self.source.stop()
         while (chunk := self.source.read()) is not None and len(chunk):
             self.windower.feed(chunk)
         self.windower.finish()
+        lost = self.source.lost_samples
+        if lost:
+            raise EnergyError(f"{self.name} lost {lost} samples in this window (gaps in its sample "
+                              f"counter): the host did not read its stream in time, so the "
+                              "window's energy would be low by the lost fraction and is not "
+                              "reported. Give the harness a less busy CPU, connect the instrument "
+                              "directly (no unpowered hub), and run again")
         return check_pulses(self.windower, self.name, self.min_samples, self._too_short)
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from harness.tools import find_tool
 
 serial = pytest.importorskip("serial", reason="pyserial is not installed: pip install pyserial")
 
-from harness.backends.base import StartRequest
+from harness.backends.base import StartRequest  # noqa: E402
 from harness.backends.simavr import SimavrBackend  # noqa: E402
 from tests.backends.test_simavr import compile_avr  # noqa: E402
 

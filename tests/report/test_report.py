@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
+from harness import fidelity as fid
 from harness.errors import HarnessError
 from harness.report.table import comparison_table, load_runs, print_table, to_markdown, write_report
 from harness.results.records import Recorder, write_manifest
@@ -172,16 +173,18 @@ def test_print_table_shows_sizes_and_what_does_not_fit(runs):
     assert "700" not in text                       # no host-clock "latency" (qemu-system-avr)
 
 
-def test_terminal_table_fits_100_columns(tmp_path):
-    """The widest rows a bench makes (long variant names, energy with its own fidelity, every
-    column filled) stay within 100 columns, with nothing cut."""
+@pytest.mark.parametrize("energy_fidelities", [("modelled", "modelled"),
+                                               ("simulated-instrument", "simulated-instrument")])
+def test_terminal_table_fits_100_columns(tmp_path, energy_fidelities):
+    """The widest rows a bench makes (long variant names, energy with its own fidelity,
+    every column filled) stay within 100 columns, with nothing cut."""
     records = []
-    for variant in ("rf_large_emlearn", "checksum_2048_probe"):
+    for variant, energy_fidelity in zip(("rf_large_emlearn", "checksum_2048_probe"), energy_fidelities):
         records += figures("mega2560", "simavr", "cycle-accurate", variant, accuracy=96.67,
                            latency=123456.7, flash=253000, flash_limit=253952, fits=1,
                            model="digits")
         base = dict(board="mega2560", backend="simavr", model="digits", variant=variant,
-                    firmware_sha256=SHA, fidelity="modelled", n=5, statistic="median")
+                    firmware_sha256=SHA, fidelity=energy_fidelity, n=5, statistic="median")
         records += [dict(base, metric="energy_uj", value=12345.6, unit="uJ"),
                     dict(base, metric="ram_bytes", value=8000, unit="B", fidelity="static")]
     make_run(tmp_path, "20261128-150000-ffff", records)
@@ -190,6 +193,12 @@ def test_terminal_table_fits_100_columns(tmp_path):
     lines = console.file.getvalue().splitlines()
     assert max(len(line.rstrip()) for line in lines) <= 100, "\n".join(lines)
     assert "rf_large_emlearn" in console.file.getvalue() and "…" not in console.file.getvalue()
+
+
+def test_every_fidelity_label_has_a_description_and_a_short_form():
+    labels = {v for k, v in vars(fid).items() if k.isupper() and isinstance(v, str)}
+    assert labels == set(fid.DESCRIPTIONS) == set(fid.SHORT)
+    assert len(set(fid.SHORT.values())) == len(fid.SHORT)
 
 
 def test_energy_has_its_own_fidelity_and_a_plot_per_board(tmp_path):
