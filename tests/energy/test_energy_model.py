@@ -130,7 +130,7 @@ def test_the_core_never_imports_an_instrument_package():
             "harness.session.session; "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {tops!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent).stdout
+                         cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.strip() == "[]", out
 
 

@@ -39,7 +39,7 @@ from harness.paths import devices_dir
 from harness.tools import find_tool
 from tests.ppk2_sim import RATE, Ppk2Simulator
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # The Mega runs 64 inferences per request (the Uno 16): with a ~130 us model a pulse holds
 # ~800 PPK2 samples, where the Uno's would be too short for 100 kS/s (WindowTooShort).
 BASE = get_board("mega2560")

@@ -1,5 +1,5 @@
-/* Generated from harness/wire.py by `tinyhil gen-header`: do not edit by hand.
- * tests/test_wire.py fails when this file and harness/wire.py disagree. */
+/* Generated from harness/protocol/wire.py by `tinyhil gen-header`: do not edit by hand.
+ * tests/protocol/test_wire.py fails when this file and harness/protocol/wire.py disagree. */
 #ifndef TINYHIL_WIRE_H
 #define TINYHIL_WIRE_H
 
