@@ -247,6 +247,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from rich.console import Console
     from harness.report.table import TERMINAL_WIDTH
     print_table(table, console=Console(file=terminalreporter._tw._file,
-                                       width=min(TERMINAL_WIDTH, terminalreporter._tw.fullwidth),
+                                       width=max(TERMINAL_WIDTH, terminalreporter._tw.fullwidth),
                                        force_terminal=terminalreporter.hasmarkup))
     terminalreporter.write_line(f"records: {tinyhil.run_dir}   (rebuild: tinyhil report {tinyhil.run_dir})")

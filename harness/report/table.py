@@ -218,7 +218,8 @@ def print_table(table: pd.DataFrame, console=None):
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or (Console() if sys.stdout.isatty() else Console(width=TERMINAL_WIDTH))
+    # Never narrower than the table: a cut cell loses a figure, a wrapped line loses nothing.
+    console = console or Console(width=max(TERMINAL_WIDTH, Console().width if sys.stdout.isatty() else 0))
     shown = display_frame(table)
     several_models = table["model"].nunique() > 1
     energy = "energy_uj" in table
