@@ -78,8 +78,9 @@ def test_native_latency_on_a_coarse_host_clock(tmp_path, step_ns):
     assert all(r["value"] > 0 for r in cycles)
     loops = int(cycles[0]["detail"].split("; ")[1].split()[0])
     assert loops > 1 and f"counter resolution {step_ns} ticks" in cycles[0]["detail"]
-    # Per inference, a fraction of one step: only the loop could resolve it.
-    assert min(r["value"] for r in cycles) * loops >= 900 * step_ns
+    # Per inference, a fraction of one step: only the loop resolves it. The DUT doubled the loop
+    # until one run spanned 1000 steps; a timed run may go a little faster than that probe.
+    assert min(r["value"] for r in cycles) * loops >= 500 * step_ns
 
 
 def test_report_rebuilds_the_table(native_run, tmp_path):
