@@ -52,6 +52,10 @@ def test_run_folder_holds_records_parquet_and_manifest(native_run):
     assert len(frame) == len(records)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete"
+    # Every target the run started, with where it ran and at which fidelity.
+    assert {(t["board"], t["backend"], t["fidelity"]) for t in manifest["targets"]} == \
+        {("native", "native", "wall-clock")}
+    assert all(t["url"].startswith("/dev/pts/") for t in manifest["targets"])
     from harness.tools import find_tool
     for tool in ("avr-gcc", "simavr", "qemu-system-avr"):      # versions where installed, else null
         assert tool in manifest["tools"]

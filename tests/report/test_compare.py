@@ -126,6 +126,13 @@ def test_trend_merges_runs_from_several_hosts_one_plot_per_metric(tmp_path):
     median = frame[(frame["metric"] == "latency_us") & (frame["statistic"] == "median")]
     assert list(median["value"]) == [100.0, 101.0, 99.0]          # in run order
     assert list(median["host"]) == ["lab-a", "lab-b", "lab-a"]
+    # A host-clock "latency" (qemu-system-avr) never enters a latency trend.
+    make_run(runs, "night3", BASE | {("latency_us", "median"): 5.0}, fidelity="functional",
+             started="2026-03-04T02:00:00+00:00")
+    frame = trend_frame([runs])
+    latency = frame[frame["metric"] == "latency_us"]
+    assert "functional" not in set(latency["fidelity"]) and 5.0 not in set(latency["value"])
+    assert "night3" in set(frame.loc[frame["metric"] == "accuracy", "run_id"])
     written = write_trend([runs], tmp_path / "trend")
     for name in ("trend_accuracy_pct.png", "trend_latency_median_us.png",
                  "trend_latency_p95_us.png", "trend_flash_bytes.png", "trend.csv"):
@@ -137,4 +144,4 @@ def test_trend_merges_runs_from_several_hosts_one_plot_per_metric(tmp_path):
                              "--out", str(tmp_path / "cli")], capture_output=True, text=True, env=_env(),
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "trend over 3 runs from 2 host(s) (lab-a, lab-b)" in result.stdout
+    assert "trend over 4 runs from 2 host(s) (lab-a, lab-b)" in result.stdout
