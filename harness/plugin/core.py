@@ -245,8 +245,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for line in _plan_lines(tinyhil) + tinyhil.target_lines():
         terminalreporter.write_line(line)
     from rich.console import Console
-    from harness.report.table import TERMINAL_WIDTH
+    from harness.report.table import RENDER_WIDTH
     print_table(table, console=Console(file=terminalreporter._tw._file,
-                                       width=max(TERMINAL_WIDTH, terminalreporter._tw.fullwidth),
+                                       width=RENDER_WIDTH,
                                        force_terminal=terminalreporter.hasmarkup))
     terminalreporter.write_line(f"records: {tinyhil.run_dir}   (rebuild: tinyhil report {tinyhil.run_dir})")

@@ -206,12 +206,12 @@ def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]
 
 
 TERMINAL_WIDTH = 100        # the terminal table fits this; wide detail is in report.md/.html
+RENDER_WIDTH = 250          # what rich may use: the table is as wide as its content, never cut
 
 
 def print_table(table: pd.DataFrame, console=None):
     """Show the table in the terminal, within TERMINAL_WIDTH columns: short fidelity labels,
     units in the headers, sizes in KiB. Every column is in report.md/.csv/.html."""
-    import sys
 
     from rich import box
     from rich.console import Console
@@ -219,44 +219,45 @@ def print_table(table: pd.DataFrame, console=None):
     from rich.table import Table
 
     # Never narrower than the table: a cut cell loses a figure, a wrapped line loses nothing.
-    console = console or Console(width=max(TERMINAL_WIDTH, Console().width if sys.stdout.isatty() else 0))
+    console = console or Console(width=RENDER_WIDTH)
     shown = display_frame(table)
-    several_models = table["model"].nunique() > 1
     energy = "energy_uj" in table
     labels = set(table["fidelity"].dropna()) | (set(table["energy_fidelity"].dropna()) if energy else set())
     short = ", ".join(f"{fid.SHORT.get(f, f)} = {f}" for f in sorted(labels))
     notes = [f"fidelity: {short}"] if short else []
     notes += [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table)]
-    notes.append("✗ = does not fit the board; sizes: used/limit; all columns (p95, cycles, stack, power, host round trip) "
-                 "are in report.md and report.html")
+    notes.append("✗ = does not fit the board; sizes: used/limit; every column (model, p95, "
+                 "cycles, stack, power, host round trip) is in report.md and report.html")
     rich_table = Table(title="tinyhil comparison", caption=escape("\n".join(filter(None, notes))),
-                       caption_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
+                       caption_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0),
                        pad_edge=False, show_edge=False)
     energy_labels = sorted(set(table["energy_fidelity"].dropna())) if energy else []
     mixed = len(energy_labels) > 1          # else the energy's fidelity goes in its header
-    headers = ["board", "backend", "fid.", *(["model"] if several_models else []), "variant",
-               "acc%", "agr%", "latency µs", "flash KiB", "RAM KiB"]
+    # Two-line headers keep the units without widening the columns.
+    headers = ["board", "backend", "fid.", "variant", "acc%", "agr%", "latency\nµs",
+               "flash\nKiB", "RAM\nKiB"]
     if energy:
         headers += ["µJ/inf"] if mixed else [f"µJ/inf\n{fid.SHORT.get(energy_labels[0], '')}".strip()]
         headers += ["e.fid."] if mixed else []
     for header in headers:
         numeric = header.split()[0] in ("acc%", "agr%", "latency", "flash", "RAM", "µJ/inf")
-        rich_table.add_column(header, justify="right" if numeric else "left", no_wrap=not numeric)
+        rich_table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
 
     def size(used, limit) -> str:
         # A limit of 0 means the board has none to check (native).
         if pd.isna(used):
             return ""
         text = f"{used / 1024:.1f}"
-        return f"{text}/{limit / 1024:.0f}" if not pd.isna(limit) and limit else text
+        if pd.isna(limit) or not limit:
+            return text
+        return f"{text}/{limit / 1024:.0f}" if limit >= 10240 else f"{text}/{limit / 1024:.1f}"
 
     def short_label(value) -> str:
         return fid.SHORT.get(value, value) if isinstance(value, str) else ""
 
     for (_, row), (_, raw) in zip(shown.iterrows(), table.iterrows()):
         variant = row["variant"] + (" ✗" if raw["fits"] == "no" else "")
-        cells = [row["board"], row["backend"], short_label(raw["fidelity"]),
-                 *([row["model"]] if several_models else []), variant,
+        cells = [row["board"], row["backend"], short_label(raw["fidelity"]), variant,
                  row[HEADERS["accuracy_pct"]], row[HEADERS["agreement_pct"]],
                  row[HEADERS["latency_median_us"]],
                  size(raw["flash_bytes"], raw["flash_limit_bytes"]),

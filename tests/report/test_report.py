@@ -187,12 +187,21 @@ def test_terminal_table_fits_100_columns(tmp_path, energy_fidelities):
                     firmware_sha256=SHA, fidelity=energy_fidelity, n=5, statistic="median")
         records += [dict(base, metric="energy_uj", value=12345.6, unit="uJ"),
                     dict(base, metric="ram_bytes", value=8000, unit="B", fidelity="static")]
+    # A second model on the smallest board: a 512 B RAM limit, an oversized variant.
+    records += figures("attiny85", "simavr", "cycle-accurate", "rf_large_emlearn_iris",
+                       accuracy=94.74, latency=24826.4, flash=99300, flash_limit=8192, fits=0,
+                       model="iris")
+    records.append(dict(board="attiny85", backend="simavr", model="iris", fidelity="static",
+                        variant="rf_large_emlearn_iris", firmware_sha256=SHA, metric="ram_bytes",
+                        value=300, unit="B", statistic="value", n=1))
+    records.append(dict(records[-1], metric="ram_limit_bytes", value=512))
     make_run(tmp_path, "20261128-150000-ffff", records)
     console = Console(file=io.StringIO(), width=400, color_system=None)
     print_table(comparison_table(load_runs([tmp_path])), console=console)
-    lines = console.file.getvalue().splitlines()
-    assert max(len(line.rstrip()) for line in lines) <= 100, "\n".join(lines)
-    assert "rf_large_emlearn" in console.file.getvalue() and "…" not in console.file.getvalue()
+    text = console.file.getvalue()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 100, text
+    assert "rf_large_emlearn_iris ✗" in text and "…" not in text
+    assert "0.3/0.5" in text and "24,826.4" in text and "12,345.6" in text
 
 
 def test_every_fidelity_label_has_a_description_and_a_short_form():
