@@ -31,6 +31,7 @@ from harness.backends.processes import free_port, spawn, stderr_tail, stop_proce
 from harness.boards import Board
 from harness.errors import BackendError, HarnessError
 from harness.fidelity import INSTRUCTION_COUNT
+from harness.tools import run_tool
 
 ENV = "TINYHIL_QEMU_XTENSA"
 EXECUTABLE = "qemu-system-xtensa"
@@ -69,13 +70,8 @@ def _candidates() -> list[tuple[Path, str]]:
 @functools.cache
 def _probe(path: Path) -> tuple[bool, str]:
     """(has the esp32 machine, version line)."""
-    try:
-        machines = subprocess.run([str(path), "-machine", "help"], capture_output=True, text=True,
-                                  timeout=20).stdout
-        version = subprocess.run([str(path), "--version"], capture_output=True, text=True,
-                                 timeout=20).stdout.splitlines()
-    except (OSError, subprocess.TimeoutExpired):
-        return False, ""
+    machines = run_tool([path, "-machine", "help"], timeout=20).stdout
+    version = run_tool([path, "--version"], timeout=20).stdout.splitlines()
     has = any(line.split()[:1] == ["esp32"] for line in machines.splitlines())
     return has, (version[0].strip() if version else "QEMU")
 

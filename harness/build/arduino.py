@@ -5,10 +5,10 @@ TinyHIL library, built the way an Arduino user builds it."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+from harness.tools import run_tool
 from harness.errors import BuildError, ToolMissing
 
 ARDUINO_HARDWARE = Path("/usr/share/arduino/hardware/arduino")
@@ -44,7 +44,7 @@ def build_sketch(sketch: Path, libraries: Path, fqbn: str, build_dir: Path,
                "-libraries", str(libraries), "-fqbn", fqbn, "-build-path", str(build_dir),
                "-prefs=compiler.cpp.extra_flags=-DDECIMAL_DIG=17",
                f"-prefs=compiler.c.extra_flags={' '.join(c_flags)}", str(sketch)]
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        run = run_tool(cmd, timeout=600)
         elf = build_dir / f"{sketch.name}.elf"
         if run.returncode != 0 or not elf.exists():
             raise BuildError(f"arduino-builder failed: {' '.join(cmd)}\n{(run.stdout + run.stderr)[-2000:]}")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 from harness.errors import BuildError, DoesNotFit, ToolMissing
 from harness.paths import cache_dir
-from harness.tools import require
+from harness.tools import require, run_tool
 
 OPTIBOOT_DIR = Path("/usr/share/arduino/hardware/arduino/avr/bootloaders/optiboot")
 BOOT_START = 0x7E00          # 512-byte boot section of an ATmega328P (BOOTSZ = 256 words)
@@ -70,7 +69,7 @@ def build_optiboot(f_cpu: int = 16_000_000, baud: int = 115200, led_flashes: int
 
 
 def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = run_tool(command, timeout=120)
     if result.returncode != 0:
         raise BuildError(f"building Optiboot failed: {' '.join(command)}\n{result.stderr[-2000:]}")
 
@@ -93,15 +92,8 @@ def _check_fits(elf: Path) -> None:
 
 
 def _section_sizes(elf: Path) -> dict[str, int]:
-    size_tool = require("avr-size", "to check that Optiboot fits its boot section")
-    result = subprocess.run([str(size_tool), "-A", str(elf)], capture_output=True, text=True,
-                            timeout=30)
-    sizes = {}
-    for line in result.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
-            sizes[parts[0]] = int(parts[1])
-    return sizes
+    from harness.build.elf import sizes
+    return sizes(elf)
 
 
 def hex_extent(hex_path: Path) -> tuple[int, int]:
