@@ -176,13 +176,15 @@ def test_load_chunks_back_to_back_need_no_resend(tmp_path):
 @needs_avr_gcc
 def test_latency_is_cycle_exact_across_runs(tmp_path):
     """The timing interrupt every 256 cycles is taken off: the same inference on the same
-    vector gives the same count whatever the phase of the interrupt (within simavr's own
-    1-2 cycle timer jitter)."""
+    vector gives the same count whatever the phase of the interrupt, but for the AVR's own
+    interrupt response, which waits for the instruction in progress (up to 4 cycles more per
+    overflow inside the run)."""
     session, case, dut = _soft_uart_session(tmp_path, "dtree_iris", fault_link=None)
     try:
         counts = [c for _ in range(3) for c in dut.infer(dut.exported.vector_bytes(0), runs=8).cycles]
         assert min(counts) > 50
-        assert max(counts) - min(counts) <= 2, counts
+        overflows = max(counts) // 256 + 1
+        assert max(counts) - min(counts) <= 4 * overflows, counts
     finally:
         session.close()
 
