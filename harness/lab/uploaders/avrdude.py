@@ -38,17 +38,24 @@ def upload_avrdude(board: Board, hex_path: Path, port: str, timeout: float = UPL
                "-p", settings.get("part", board.mcu), "-P", port,
                "-b", str(settings.get("upload_baud", 115200)), "-D",
                "-U", f"flash:w:{hex_path}:i"]
+    run_avrdude(command, timeout, "Is the port busy, or the board hung?",
+                f"avrdude could not flash the {board.name} on {port}",
+                "Likely causes: the wrong port; the port busy (a serial monitor holds it); the "
+                "board not in its bootloader (no auto-reset, a clone without Optiboot, or the "
+                "wrong upload_baud in the board file).")
+
+
+def run_avrdude(command: list[str], timeout: float, hung_hint: str, what: str, causes: str,
+                tail_lines: int = 12) -> None:
+    """Run avrdude; a timeout or a failure is one BackendError with its command, the end of
+    its output and what to check."""
     result = run_tool(command, timeout=timeout)
     if result.returncode == -9:
         raise BackendError(f"avrdude did not finish within {timeout:.0f} s: {' '.join(command)}. "
-                           "Is the port busy, or the board hung?")
+                           f"{hung_hint}")
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-12:])
-        raise BackendError(
-            f"avrdude could not flash the {board.name} on {port} (exit {result.returncode}): "
-            f"{' '.join(command)}\n{tail}\nLikely causes: the wrong port; the port busy (a serial "
-            "monitor holds it); the board not in its bootloader (no auto-reset, a clone without "
-            "Optiboot, or the wrong upload_baud in the board file).")
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-tail_lines:])
+        raise BackendError(f"{what} (exit {result.returncode}): {' '.join(command)}\n{tail}\n{causes}")
 
 
 def network_port(endpoint) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from harness.boards import Board
 from harness.errors import BackendError
-from harness.lab.uploaders.avrdude import hex_of
-from harness.tools import require, run_tool
+from harness.lab.uploaders.avrdude import hex_of, run_avrdude
+from harness.tools import require
 
 TOOL = "avrdude"
 NOTE = ("flashed over ISP: no bootloader and no auto-reset when the serial port opens; the app "
@@ -49,19 +49,12 @@ def isp_command(board: Board, avrdude: Path | str, hex_path: Path) -> list[str]:
 def upload_avrdude_isp(board: Board, hex_path: Path, timeout: float = UPLOAD_TIMEOUT) -> None:
     programmer = board.backend_settings("hardware").get("programmer", "usbasp")
     command = isp_command(board, require("avrdude", f"to flash the {board.name}"), hex_path)
-    result = run_tool(command, timeout=timeout)
-    if result.returncode == -9:
-        raise BackendError(f"avrdude did not finish within {timeout:.0f} s: {' '.join(command)}. "
-                           f"Is the {programmer} programmer hung? Unplug it and plug it in again.")
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-6:])
-        raise BackendError(
-            f"avrdude could not flash the {board.name} through the {programmer} programmer "
-            f"(exit {result.returncode}): {' '.join(command)}\n{tail}\nCheck: the {programmer} is "
-            "plugged in (`lsusb`) and this user may open it (udev rule); its 6-pin ISP cable is on "
-            f"the {board.name}'s MOSI, MISO, SCK, RESET, VCC and GND; the target is powered; a new "
-            "chip at 1 MHz may need a slow ISP clock (bitclock = 32 in [backends.hardware], "
-            "avrdude -B 32).")
+    run_avrdude(command, timeout, f"Is the {programmer} programmer hung? Unplug it and plug it in again.",
+                f"avrdude could not flash the {board.name} through the {programmer} programmer",
+                f"Check: the {programmer} is plugged in (`lsusb`) and this user may open it (udev "
+                f"rule); its 6-pin ISP cable is on the {board.name}'s MOSI, MISO, SCK, RESET, VCC "
+                "and GND; the target is powered; a new chip at 1 MHz may need a slow ISP clock "
+                "(bitclock = 32 in [backends.hardware], avrdude -B 32).", tail_lines=6)
 
 
 def network_port(endpoint) -> str:
