@@ -159,3 +159,18 @@ def test_plugin_is_registered_by_entry_point():
     import importlib
     plugin = importlib.import_module(names["tinyhil"])
     assert callable(getattr(plugin, "pytest_addoption", None))
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--vectors", "0"], "--vectors 0: must be at least 1"),
+    (["--latency-runs", "0"], "--latency-runs 0: must be at least 1"),
+    (["--warmup", "-1"], "--warmup -1: must be at least 0"),
+    (["--energy-windows", "0"], "--energy-windows 0: must be at least 1"),
+])
+def test_bad_run_options_are_one_line_at_parsing(tmp_path, option, words):
+    result = run(["-m", "pytest", SUITES, "--board", "native", *option, "-p", "no:cacheprovider",
+                  "--results-dir", str(tmp_path / "r")], cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and words in output, output[-2000:]
+    assert "Traceback" not in output
+    assert not (tmp_path / "r").exists(), "a refused run made a results folder"
