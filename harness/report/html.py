@@ -142,13 +142,14 @@ def _incomplete_reason(status: str) -> str:
 
 
 def _best(rows: pd.DataFrame, key: str) -> pd.Series:
-    """Which cells hold the best value of their column among the variants of one model (at
-    least two different figures; ties are all marked)."""
+    """Which cells hold the best value of their column among the variants of one model that
+    fit the board (at least two different figures; ties are all marked). A variant that does
+    not fit is never the best of anything."""
     better = metrics.BY_KEY[key].better
     marked = pd.Series(False, index=rows.index)
     if better is None:
         return marked
-    for _, group in rows.groupby("model"):
+    for _, group in rows[rows["fits"] != "no"].groupby("model"):
         values = group[key].dropna()
         if len(values) < 2 or values.nunique() < 2:
             continue
