@@ -52,10 +52,28 @@ def _size(n: int) -> str:
 
 
 def cmd_variants(args) -> int:
-    from harness.models import list_variants
-    for v in list_variants(include_probes=True):
-        print(f"{v.name:16} {v.kind:6} {v.exporter:8} {v.input_count} x {v.input_dtype:8} {v.description}")
+    """One line per variant: estimator, exporter, input type, size of the generated code (the
+    variant is exported for it: trained or loaded, cached)."""
+    from harness.modelfile import default_file
+    from harness.models import NotExportable, export, list_variants, use_models_file
+    path = Path(args.models).resolve() if args.models else default_file()
+    use_models_file(path)
+    print(f"models file: {path or 'the shipped demo catalogue'}")
+    for v in list_variants(include_probes=path is None):
+        try:
+            m = export(v)
+            size = f"{m.generated_bytes / 1024:.1f} KB of generated {'C++' if m.c_sources[0].suffix == '.cpp' else 'C'}"
+            scale = (f", scale {_scales(m.scales)}" if m.scales else "")
+        except NotExportable as exc:
+            size, scale = str(exc), ""
+        estimator = v.estimator_name or v.kind
+        print(f"{v.name:20} {estimator:24} {v.exporter:10} {v.input_count} x {v.input_dtype}{scale}; {size}")
     return 0
+
+
+def _scales(scales) -> str:
+    unique = sorted(set(scales))
+    return f"{unique[0]:g}" if len(unique) == 1 else f"{min(unique):g}..{max(unique):g} per feature"
 
 
 def cmd_report(args) -> int:
@@ -86,6 +104,8 @@ def cmd_bench(args) -> int:
         argv.append(f"--board={args.board}")
     if args.variant:
         argv.append(f"--variant={args.variant}")
+    if args.models:
+        argv.append(f"--models={Path(args.models).resolve()}")
     if args.results_dir:
         argv.append(f"--results-dir={args.results_dir}")
     if args.vectors:
@@ -124,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("boards", help="list boards and whether each backend can run here").set_defaults(fn=cmd_boards)
-    sub.add_parser("variants", help="list model variants").set_defaults(fn=cmd_variants)
+    variants = sub.add_parser("variants", help="list model variants")
+    variants.add_argument("--models", help="a models file (default: ./tinyhil.toml, else the demo catalogue)")
+    variants.set_defaults(fn=cmd_variants)
     bench = sub.add_parser("bench", help="emulator-only benchmark of every board and variant")
     bench.add_argument("--board", help="comma-separated boards (default: all this machine can emulate)")
     bench.add_argument("--backend", default="all-emulators",
@@ -132,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "QEMU for the AVR boards, Espressif's QEMU for the ESP32, native), "
                             "emulators (each board's default emulator), or a comma list (simavr,qemu)")
     bench.add_argument("--variant", help="comma-separated variants (default: all)")
+    bench.add_argument("--models", help="a models file: benchmark your own models (see README)")
     bench.add_argument("--results-dir")
     bench.add_argument("--vectors", type=int, help="stream only the first N test vectors")
     bench.add_argument("--latency-runs", type=int, default=20)

@@ -17,6 +17,10 @@ class BuildError(HarnessError):
     """The firmware did not compile or link."""
 
 
+class NotBuildable(BuildError):
+    """This variant cannot be built for this architecture (e.g. C++ where there is no C++ compiler)."""
+
+
 class DoesNotFit(HarnessError):
     """The firmware is larger than the board's flash or RAM."""
 

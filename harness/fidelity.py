@@ -7,6 +7,7 @@ FUNCTIONAL = "functional"            # emulator whose clock follows host time: o
 WALL_CLOCK = "wall-clock"            # host time of a native process
 MODELLED = "modelled"                # computed from a power model, never measured
 STATIC = "static"                    # read from the ELF: the same on every backend
+HOST_MODEL = "host-model"            # the Python model on the host (scikit-learn): exact, not a device figure
 SIMULATED_INSTRUMENT = "simulated-instrument"  # a real instrument driver reading a simulated instrument
 
 DESCRIPTIONS = {
@@ -17,6 +18,7 @@ DESCRIPTIONS = {
     WALL_CLOCK: "host wall-clock time of the firmware run as a local process",
     MODELLED: "computed from a power model, not measured",
     STATIC: "read from the firmware ELF; the same on every backend",
+    HOST_MODEL: "the Python model (scikit-learn) run on the host on the same test data: exact, not a device figure",
     SIMULATED_INSTRUMENT: ("read through a real instrument driver from a simulated instrument (it says "
                            "so itself) fed by an emulator's exact timing and the power model: it "
                            "tests the instrument path, it is not a measurement"),
@@ -30,4 +32,4 @@ DEVICE_TIME = frozenset({HARDWARE, CYCLE_ACCURATE, INSTRUCTION_COUNT, WALL_CLOCK
 # Short forms for the 100-column terminal table; the legend spells them out.
 SHORT = {HARDWARE: "hw", CYCLE_ACCURATE: "cycle", INSTRUCTION_COUNT: "icount",
          FUNCTIONAL: "func", WALL_CLOCK: "wall", MODELLED: "model", STATIC: "static",
-         SIMULATED_INSTRUMENT: "siminst"}
+         SIMULATED_INSTRUMENT: "siminst", HOST_MODEL: "python"}

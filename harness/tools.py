@@ -28,6 +28,8 @@ class ToolSpec:
 
 SPECS = {
     "cc": ToolSpec("cc", ("--version",), f"{APT} gcc"),
+    "c++": ToolSpec("c++", ("--version",), f"{APT} g++"),
+    "avr-g++": ToolSpec("avr-g++", ("--version",), f"{APT} gcc-avr avr-libc"),
     "size": ToolSpec("size", ("--version",), f"{APT} binutils"),
     "avr-gcc": ToolSpec("avr-gcc", ("--version",), f"{APT} gcc-avr avr-libc", "TINYHIL_AVR_GCC"),
     "avr-size": ToolSpec("avr-size", ("--version",), f"{APT} binutils-avr"),

@@ -1,10 +1,16 @@
-"""Accuracy: the whole test split streamed to the board, one inference per vector.
+"""Accuracy, and the cost of export: the whole test split streamed to the board, one inference
+per vector.
 
-Device outputs are compared with the labels (accuracy) and with the same generated C compiled
-for the host (agreement). Integer-feature models must agree exactly.
+Device outputs are compared with the labels (accuracy), with the same generated C compiled for
+the host (agreement; integer-feature models must agree exactly) and with the Python model
+(agreement with Python). The Python model's accuracy on the same split is recorded beside the
+device's: their difference is the accuracy lost by export. Regressors: MAE and RMSE against
+the targets and against the Python model. Without labels, accuracy is left out, with the reason.
 """
 
 import numpy as np
+
+from harness.fidelity import HOST_MODEL
 
 
 def test_accuracy(dut, case, record, progress, run_config):
@@ -19,14 +25,45 @@ def test_accuracy(dut, case, record, progress, run_config):
     outputs = np.asarray(outputs).reshape(total, -1)
     labels = np.asarray(exported.test_labels[:total])
     reference = np.asarray(exported.host_reference[:total]).reshape(total, -1)
+    python = None if exported.python_outputs is None else np.asarray(exported.python_outputs[:total])
+    probe = case.variant.kind == "probe"
 
-    accuracy = float(np.mean(outputs[:, 0] == labels)) * 100
     agreement = float(np.mean(np.all(outputs == reference, axis=1))) * 100
     # Outputs are exact on every backend that runs the firmware: they carry the backend's label.
-    record("accuracy", accuracy, "%", dut.fidelity, n=total)
     record("agreement", agreement, "%", dut.fidelity, n=total,
            detail="device outputs equal to the same C compiled for the host")
+    if case.variant.task == "regression":
+        _regression(record, dut.fidelity, outputs[:, 0], labels, python, exported.labels_present, total)
+    elif not exported.labels_present:
+        record("accuracy_missing", 1, "bool", "static", n=total,
+               detail="the test data has no labels (y): accuracy left out, agreement measured")
+    else:
+        accuracy = float(np.mean(outputs[:, 0] == labels)) * 100
+        record("accuracy", accuracy, "%", dut.fidelity, n=total)
+        if not probe:
+            py_accuracy = float(np.mean(python == labels)) * 100
+            record("python_accuracy", py_accuracy, "%", HOST_MODEL, n=total,
+                   detail="the Python model on the same test vectors")
+            record("accuracy_lost", py_accuracy - accuracy, "pp", dut.fidelity, n=total,
+                   detail="Python accuracy minus device accuracy (percentage points)")
+    if python is not None and not probe and case.variant.task != "regression":
+        record("python_agreement", float(np.mean(outputs[:, 0] == python)) * 100, "%", dut.fidelity,
+               n=total, detail="device outputs equal to the Python model's predictions")
     if case.variant.integer_features:
         mismatched = np.flatnonzero(~np.all(outputs == reference, axis=1))
         assert agreement == 100.0, (f"{len(mismatched)} of {total} outputs differ from the host reference, "
                                     f"first at vector {mismatched[:5].tolist()}")
+
+
+def _regression(record, fidelity, outputs, labels, python, labels_present, total):
+    def errors(prefix, truth, fid, what):
+        diff = outputs.astype(np.float64) - truth
+        record(f"{prefix}mae", float(np.mean(np.abs(diff))), "target units", fid, n=total, detail=what)
+        record(f"{prefix}rmse", float(np.sqrt(np.mean(diff ** 2))), "target units", fid, n=total,
+               detail=what)
+    if labels_present:
+        errors("", labels.astype(np.float64), fidelity, "device outputs vs the test targets")
+    else:
+        record("accuracy_missing", 1, "bool", "static", n=total,
+               detail="the test data has no targets (y): MAE/RMSE vs targets left out")
+    errors("python_", python, fidelity, "device outputs vs the Python model's predictions")

@@ -20,6 +20,11 @@ DEFAULT_PORT = "avr"
 
 class AvrArch(Arch):
     name = "avr"
+    cxx = "avr-g++"
+
+    def cxx_flags(self, board: Board) -> list[str]:
+        """avr-libc has no C++ headers: a shim <cstdarg> (micromlgen includes it)."""
+        return [*super().cxx_flags(board), f"-I{firmware_dir() / 'runtime' / 'cxx_shim'}"]
 
     def compiler(self) -> Tool:
         require("avr-gcc", "to build AVR firmware")

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.boards import Board
-from harness.errors import BuildError
+from harness.errors import BuildError, NotBuildable
 from harness.paths import cache_dir, firmware_dir
-from harness.tools import Tool, run_tool
+from harness.tools import Tool, require, run_tool
 
 RUNTIME_SOURCES = ("runtime/tinyhil_dut.c", "runtime/tinyhil_main.c")
 # Linker messages that mean "too big for the memory", not "broken code".
@@ -89,6 +89,33 @@ class Arch(ABC):
     def key_files(self, board: Board) -> list[Path]:
         """Build inputs other than C sources and headers (linker script, entry assembly)."""
         return []
+
+    cxx: str = ""        # the arch's C++ compiler (model C++, e.g. micromlgen); "": none
+
+    def cxx_flags(self, board: Board) -> list[str]:
+        """The C flags without the C standard, plus the model C++ flags (harness.models)."""
+        from harness.models import CXX_FLAGS
+        return [f for f in self.flags(board) if not f.startswith("-std=") and not f.startswith("-Wl,")
+                ] + CXX_FLAGS
+
+    def compile_cxx(self, job: "BuildJob") -> list[Path]:
+        """Compile the C++ sources to objects with the arch's C++ compiler; the sources left
+        for compile() (C files and those objects)."""
+        cpp = [s for s in job.sources if Path(s).suffix == ".cpp"]
+        if not cpp:
+            return job.sources
+        if not self.cxx:
+            raise NotBuildable(f"{job.board.name} ({self.name}) has no C++ compiler in tinyhil: "
+                             f"{Path(cpp[0]).name} is C++ (micromlgen), not buildable there")
+        cxx = require(self.cxx, f"to compile C++ model code for {job.board.name}")
+        objects = []
+        for src in cpp:
+            obj = job.tmp / (Path(src).stem + ".o")
+            job.run([cxx, *self.cxx_flags(job.board), *job.defines,
+                     *[f"-I{d}" for d in job.include_dirs], "-c", src, "-o", obj],
+                    f"compiling {Path(src).name} (C++) for {job.board.name}")
+            objects.append(obj)
+        return [s for s in job.sources if Path(s).suffix != ".cpp"] + objects
 
     @abstractmethod
     def compile(self, job: "BuildJob") -> None:
@@ -209,6 +236,7 @@ def _compile_into(out_dir: Path, job: BuildJob) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     job.tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
     try:
+        job.sources = job.arch.compile_cxx(job)
         job.arch.compile(job)
         if not (job.tmp / ELF_NAME).exists():
             raise BuildError(f"the {job.arch.name} build of {out_dir.name} produced no {ELF_NAME}")

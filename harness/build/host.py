@@ -17,6 +17,7 @@ COMMON_FLAGS = ["-std=gnu99", "-Wall", "-ffunction-sections", "-fdata-sections",
 
 class HostArch(Arch):
     name = "host"
+    cxx = "c++"
 
     def compiler(self) -> Tool:
         require("cc", "to build the native DUT")

@@ -35,6 +35,7 @@ class RunConfig:
     energy_windows: int
     reply_timeout: float | None
     command: tuple[str, ...] = ()
+    models: Path | None = None     # --models, else ./tinyhil.toml or [tool.tinyhil]; None: the demo
     # From optional plugins (harness.plugin.faults, harness.plugin.pio):
     wrap_target: Callable | None = None
     pio: tuple[Path, str] | None = None
@@ -51,7 +52,13 @@ class RunConfig:
                    vectors=opt.vectors, firmware=Path(opt.firmware) if opt.firmware else None,
                    energy_monitor=opt.energy_monitor, energy_min_window_s=opt.energy_min_window_s,
                    energy_windows=opt.energy_windows, reply_timeout=opt.reply_timeout,
-                   command=tuple(config.invocation_params.args), **contributed)
+                   command=tuple(config.invocation_params.args), models=_models_file(opt.models),
+                   **contributed)
+
+
+def _models_file(option: str | None) -> Path | None:
+    from harness.modelfile import default_file
+    return Path(option).resolve() if option else default_file()
 
 
 def contribute(config, **values) -> None:

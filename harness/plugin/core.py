@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, NotBuildable
 from harness.plugin.config import CONFIG_KEY, RunConfig, tinyhil_active
 from harness.plugin.progress import Progress
 
@@ -31,6 +31,10 @@ def pytest_addoption(parser):
                          "(the default emulator, never hardware), all-emulators (every emulator "
                          "the board has), or a comma list of native, simavr, qemu, hardware")
     group.addoption("--variant", default=None, help="comma-separated model variants; default: all")
+    group.addoption("--models", default=None,
+                    help="a models file (TOML, [[model]] tables): the run's variants are its own "
+                         "(default: ./tinyhil.toml, [tool.tinyhil] in ./pyproject.toml, else the "
+                         "shipped demo catalogue)")
     group.addoption("--port", default=None, help="serial port of an attached board (hardware backend)")
     group.addoption("--results-dir", default=None,
                     help="where run folders go (default: results/ in the current folder)")
@@ -84,6 +88,8 @@ def build_session(config):
         raise HarnessError(f"--vectors {run.vectors}: must be at least 1 (leave it out to stream "
                            "the whole test set)")
     plans, note = plan_boards(run.boards, run.backend, run.port)
+    from harness.models import use_models_file
+    use_models_file(run.models)
     variants = select_variants(run.variants)
     check_writable(run.results_dir)
     if (run.firmware or run.pio) and (len(variants) != 1 or len(plans) != 1):
@@ -91,7 +97,8 @@ def build_session(config):
                            "--board, one backend with --backend and the model variant it contains "
                            "with --variant")
     session = Session(plans, variants, run.results_dir, port=run.port, note=note,
-                      extra_manifest={"command": list(run.command)}, firmware_path=run.firmware,
+                      extra_manifest={"command": list(run.command),
+                                      "models_file": str(run.models) if run.models else None}, firmware_path=run.firmware,
                       shared_run=hasattr(config, "workerinput"),    # an xdist worker
                       reply_timeout=run.reply_timeout, pio=run.pio, wrap_target=run.wrap_target)
     if run.run_id:
@@ -155,8 +162,13 @@ def run_config(request, tinyhil_session) -> RunConfig:
 
 @pytest.fixture
 def exported(case, tinyhil_session, progress):
+    from harness.models import NotExportable
     with progress.step(f"training and exporting {case.variant.name}"):
-        return tinyhil_session.exported(case.variant)
+        try:
+            return tinyhil_session.exported(case.variant)
+        except NotExportable as exc:
+            tinyhil_session.record_not_exportable(case, str(exc))
+            pytest.skip(f"{case.variant.name}: {exc}")
 
 
 @pytest.fixture
@@ -164,6 +176,8 @@ def firmware(case, exported, tinyhil_session, progress):
     with progress.step(f"building firmware for {case.board.name} / {case.variant.name}"):
         try:
             return tinyhil_session.firmware(case)
+        except NotBuildable as exc:
+            pytest.skip(f"{case.variant.name} not buildable for {case.board.name}: {exc}")
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
 

@@ -71,7 +71,7 @@ def _row_fidelity(df: pd.DataFrame) -> pd.Series:
     latency = last(df[(df["metric"] == "latency_us") & (df["statistic"] == "median")])
     # Energy carries its own fidelity column (modelled energy next to cycle-accurate time).
     # host_roundtrip_ms is host time whatever the backend: it says nothing of how the row ran.
-    measured = last(df[(df["fidelity"] != fid.STATIC)
+    measured = last(df[~df["fidelity"].isin([fid.STATIC, fid.HOST_MODEL])
                        & ~df["metric"].isin([*ENERGY_METRICS, "host_roundtrip_ms"])])
     return latency.combine_first(measured).combine_first(last(df))
 
@@ -226,21 +226,26 @@ def print_table(table: pd.DataFrame, console=None):
     short = ", ".join(f"{fid.SHORT.get(f, f)} = {f}" for f in sorted(labels))
     notes = [f"fidelity: {short}"] if short else []
     notes += [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table)]
+    if "python_accuracy_pct" in table and table["python_accuracy_pct"].notna().any():
+        notes.append("py% = the Python model's accuracy on the same vectors; lost pp = accuracy lost by export")
     notes.append("✗ = does not fit the board; sizes: used/limit; every column (model, p95, "
                  "cycles, stack, power, host round trip) is in report.md and report.html")
     rich_table = Table(title="tinyhil comparison", caption=escape("\n".join(filter(None, notes))),
                        caption_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0),
                        pad_edge=False, show_edge=False)
     energy_labels = sorted(set(table["energy_fidelity"].dropna())) if energy else []
+    # The cost of export (Python accuracy, accuracy lost) when some row measured it.
+    export_cost = "python_accuracy_pct" in table and table["python_accuracy_pct"].notna().any()
     mixed = len(energy_labels) > 1          # else the energy's fidelity goes in its header
     # Two-line headers keep the units without widening the columns.
-    headers = ["board", "backend", "fid.", "variant", "acc%", "agr%", "latency\nµs",
+    headers = ["board", "backend", "fid.", "variant",
+               *(["py%", "acc%", "lost\npp"] if export_cost else ["acc%"]), "agr%", "latency\nµs",
                "flash\nKiB", "RAM\nKiB"]
     if energy:
         headers += ["µJ/inf"] if mixed else [f"µJ/inf\n{fid.SHORT.get(energy_labels[0], '')}".strip()]
         headers += ["e.fid."] if mixed else []
     for header in headers:
-        numeric = header.split()[0] in ("acc%", "agr%", "latency", "flash", "RAM", "µJ/inf")
+        numeric = header.split()[0] in ("py%", "lost", "acc%", "agr%", "latency", "flash", "RAM", "µJ/inf")
         rich_table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
 
     def size(used, limit) -> str:
@@ -258,7 +263,9 @@ def print_table(table: pd.DataFrame, console=None):
     for (_, row), (_, raw) in zip(shown.iterrows(), table.iterrows()):
         variant = row["variant"] + (" ✗" if raw["fits"] == "no" else "")
         cells = [row["board"], row["backend"], short_label(raw["fidelity"]), variant,
-                 row[HEADERS["accuracy_pct"]], row[HEADERS["agreement_pct"]],
+                 *([row[HEADERS["python_accuracy_pct"]], row[HEADERS["accuracy_pct"]],
+                    row[HEADERS["accuracy_lost_pp"]]] if export_cost else [row[HEADERS["accuracy_pct"]]]),
+                 row[HEADERS["agreement_pct"]],
                  row[HEADERS["latency_median_us"]],
                  size(raw["flash_bytes"], raw["flash_limit_bytes"]),
                  size(raw["ram_bytes"], raw["ram_limit_bytes"])]

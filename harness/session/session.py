@@ -80,6 +80,13 @@ class Session:
             model=case.variant.model, variant=case.variant.name, metric=metric, value=float(value),
             unit=unit, statistic=statistic, n=int(n), firmware_sha256=firmware.sha256, detail=detail)
 
+    def record_not_exportable(self, case: Case, reason: str) -> dict:
+        """An exporter that cannot handle the estimator: a record saying so (no firmware)."""
+        return self.open_recorder().record(
+            board=case.board.name, backend=case.backend, fidelity="static",
+            model=case.variant.model, variant=case.variant.name, metric="exportable", value=0.0,
+            unit="bool", statistic="value", n=1, firmware_sha256="", detail=reason)
+
     def close(self, status: str = "complete") -> None:
         for _, dut in self._running.values():
             dut.close()
@@ -103,7 +110,7 @@ class Session:
     # --- builds and targets -----------------------------------------------------------------
     def exported(self, variant: ModelVariant) -> ExportedModel:
         if variant.name not in self._exports:
-            self._exports[variant.name] = export(variant.name)
+            self._exports[variant.name] = export(variant)
         return self._exports[variant.name]
 
     def firmware(self, case: Case) -> Firmware:
