@@ -119,7 +119,8 @@ def _model(path: Path, t: dict) -> list[ModelVariant]:
     variants = []
     for e in exporters:
         vname = t.get("variant", f"{name}_{e}")
-        desc = t.get("description", f"{cls} via {e}, {dtype} features")
+        desc = t.get("description", f"{cls}, {dtype} features")
+        desc += f" ({e})" if len(exporters) > 1 or "description" not in t else ""
         variants.append(ModelVariant(vname, model, e, desc, n_features, dtype, 1, out_dtype,
                                      dtype != "float32", task=task, spec=dict(spec)))
     return variants

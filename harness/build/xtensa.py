@@ -73,6 +73,31 @@ def _flags(chain: str) -> list[str]:
 
 class XtensaArch(Arch):
     name = "xtensa"
+    cxx = "c++"          # model C++ (micromlgen): clang-22 as C++, or ESP-IDF's g++
+
+    def cxx_flags(self, board: Board) -> list[str]:
+        """No C++ library here either: the same shim <cstdarg> as on AVR."""
+        shim = firmware_dir() / "runtime" / "cxx_shim"
+        return [*super().cxx_flags(board), f"-I{shim}"]
+
+    def compile_cxx(self, job: BuildJob) -> list[Path]:
+        """C++ model sources to objects, assembled the same way as the C (see compile)."""
+        cpp = [s for s in job.sources if Path(s).suffix == ".cpp"]
+        if not cpp:
+            return job.sources
+        chain = toolchain()
+        cxx = find_tool("clang-22" if chain == "clang" else "xtensa-esp32-elf-g++")
+        if not cxx.found:
+            raise ToolMissing(f"no ESP32 C++ compiler for {Path(cpp[0]).name}: {INSTALL_HINT}")
+        objects = []
+        inc = [f"-I{d}" for d in job.include_dirs]
+        for src in cpp:
+            out = job.tmp / (Path(src).stem + (".s" if chain == "clang" else ".o"))
+            mode = ["-x", "c++", "-S"] if chain == "clang" else ["-c"]
+            job.run([cxx.path, *self.cxx_flags(job.board), *job.defines, *inc, *mode, src, "-o", out],
+                    f"compiling {Path(src).name} (C++) for the ESP32")
+            objects.append(_assemble(job, out) if chain == "clang" else out)
+        return [s for s in job.sources if Path(s).suffix != ".cpp"] + objects
 
     def compiler(self) -> Tool:
         return find_tool("xtensa-esp32-elf-gcc" if toolchain() == "esp-idf-gcc" else "clang-22")
@@ -100,8 +125,8 @@ class XtensaArch(Arch):
         inc = [f"-I{d}" for d in job.include_dirs]
         if toolchain() == "clang":
             # C to assembly, then assembled: clang's direct object output misplaces literal pools.
-            objects = []
-            for src in job.sources:
+            objects = [s for s in job.sources if Path(s).suffix == ".o"]   # C++, see compile_cxx
+            for src in [s for s in job.sources if Path(s).suffix != ".o"]:
                 asm = tmp / (Path(src).stem + ".s")
                 job.run([job.compiler.path, *job.flags, *job.defines, *inc, "-S", src, "-o", asm],
                         f"compiling {Path(src).name} for the ESP32")
