@@ -54,7 +54,7 @@ def _size(n: int) -> str:
 def cmd_variants(args) -> int:
     """One line per variant: estimator, exporter, input type, size of the generated code (the
     variant is exported for it: trained or loaded, cached)."""
-    from harness.modelfile import default_file
+    from harness.models.modelfile import default_file
     from harness.models import NotExportable, export, list_variants, use_models_file
     path = Path(args.models).resolve() if args.models else default_file()
     use_models_file(path)

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from harness import models, tools
+from harness import models, paths, tools
 from harness.errors import HarnessError
 
 ALL = [v.name for v in models.list_variants(include_probes=True)]
@@ -96,8 +96,9 @@ def test_cache_is_reused(exported, cache, monkeypatch):
     files = sorted(p for p in cache.rglob("*") if p.is_file())
     before = {p: p.stat().st_mtime_ns for p in files}
     # a cache hit must not train or compile: make both impossible
-    monkeypatch.setattr(models, "_GENERATORS", {})
-    monkeypatch.setattr(models, "_host_reference", None)
+    from harness.models import exports, reference
+    monkeypatch.setattr(exports, "_GENERATORS", {})
+    monkeypatch.setattr(reference, "host_reference", None)
     for name in ALL:
         again = models.export(name, cache)
         assert again.model_hash == exported[name].model_hash
@@ -113,8 +114,11 @@ def test_compiles_for_avr(exported, name, tmp_path):
         pytest.skip(f"avr-gcc is not installed: `{avr_gcc.install}`")
     m = exported[name]
     incs = [f"-I{d}" for d in m.include_dirs]
+    shim = paths.firmware_dir() / "runtime" / "cxx_shim"   # avr-libc has no C++ headers
     for src in m.c_sources:
-        r = subprocess.run([avr_gcc.path, "-Os", "-mmcu=atmega328p", "-std=gnu99", "-Wall", "-c",
+        lang = ([tools.require("avr-g++", "to compile C++ for AVR"), *models.CXX_FLAGS, f"-I{shim}"]
+                if src.suffix == ".cpp" else [avr_gcc.path, "-std=gnu99"])
+        r = subprocess.run([*lang, "-Os", "-mmcu=atmega328p", "-Wall", "-c",
                             src, *incs, "-o", tmp_path / (src.stem + ".o")],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

@@ -57,7 +57,7 @@ class RunConfig:
 
 
 def _models_file(option: str | None) -> Path | None:
-    from harness.modelfile import default_file
+    from harness.models.modelfile import default_file
     return Path(option).resolve() if option else default_file()
 
 

@@ -203,6 +203,9 @@ def board_table(rows: pd.DataFrame, details: dict, fidelities: dict) -> tuple[st
         if status != "complete":
             variant += (f' <span class="badge incomplete" title="run {e(row["run_id"])} '
                         f'{e(_incomplete_reason(status))}">incomplete</span>')
+        refused = row.get("not_exportable")
+        if isinstance(refused, str):
+            variant += f' <span class="badge incomplete" title="{e(refused)}">not exportable</span>'
         cells = [f"<td>{e(row['backend'])}</td>",
                  *([f"<td>{e(row['model'])}</td>"] if several_models else []),
                  f'<td class="variant">{variant}</td>',

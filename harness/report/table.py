@@ -19,7 +19,7 @@ KEY = ["board", "backend", "model", "variant"]
 
 STAT_PREFERENCE = metrics.STAT_PREFERENCE
 ENERGY_METRICS = metrics.ENERGY_METRICS     # their fidelity is their own column
-TRAILING = ["run_id", "run_status"]         # where each row's figures came from
+TRAILING = ["run_id", "run_status", "not_exportable"]  # where figures came from; why none
 TEXT_COLUMNS = ("fidelity", "fits", "energy_fidelity")
 HEADERS = {"board": "board", "backend": "backend", "model": "model", "variant": "variant",
            "fidelity": "fidelity", "energy_fidelity": "energy fidelity",
@@ -99,6 +99,9 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
     if len(energy):
         rows["energy_fidelity"] = energy.sort_values("_time").groupby(KEY, dropna=False)["fidelity"].last()
     table = rows.join(figures) if figures is not None else rows
+    # An estimator its exporter cannot handle: the row stays, empty, with the reason in a note.
+    refused = df[(df["metric"] == "exportable") & (df["value"] == 0)]
+    table["not_exportable"] = refused.groupby(KEY, dropna=False)["detail"].last()
     # Optional columns only when measured; energy, power and supply come together (one
     # monitor gives all three), with the energy's own fidelity.
     energy = ["energy_fidelity", *metrics.ENERGY_KEYS] if "energy_uj" in table else []
@@ -159,6 +162,14 @@ def incomplete_note(table: pd.DataFrame) -> str:
             f"({', '.join(sorted(set(runs)))}): their figures may be partial.")
 
 
+def not_exportable_note(table: pd.DataFrame) -> str:
+    """'variant: not exportable: <exporter> does not support <Estimator>' lines; '' if none."""
+    if "not_exportable" not in table:
+        return ""
+    reasons = table.dropna(subset=["not_exportable"]).drop_duplicates("variant")
+    return "\n".join(f"{r.variant}: {r.not_exportable}" for r in reasons.itertuples())
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     shown = display_frame(table)
     text = {"board", "backend", "model", "variant", *TEXT_COLUMNS}
@@ -166,7 +177,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     # disable_numparse: cells are already formatted; tabulate must not reformat them.
     body = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
     legend = "\n".join(f"- {line}" for line in legend_lines(table))
-    note = incomplete_note(table)
+    note = "\n\n".join(filter(None, [incomplete_note(table), not_exportable_note(table)]))
     return f"{body}\n\nFidelity:\n\n{legend}\n" + (f"\n{note}\n" if note else "")
 
 
@@ -225,7 +236,8 @@ def print_table(table: pd.DataFrame, console=None):
     labels = set(table["fidelity"].dropna()) | (set(table["energy_fidelity"].dropna()) if energy else set())
     short = ", ".join(f"{fid.SHORT.get(f, f)} = {f}" for f in sorted(labels))
     notes = [f"fidelity: {short}"] if short else []
-    notes += [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table)]
+    notes += [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table),
+                                                                         not_exportable_note(table)]
     if "python_accuracy_pct" in table and table["python_accuracy_pct"].notna().any():
         notes.append("py% = the Python model's accuracy on the same vectors; lost pp = accuracy lost by export")
     notes.append("✗ = does not fit the board; sizes: used/limit; every column (model, p95, "

@@ -42,6 +42,7 @@ class Session:
     def __post_init__(self):
         self.run_dir = Path(self.results_dir) / self.run_id
         self.recorder: Recorder | None = None
+        self._refused: set[tuple[str, str, str]] = set()   # cases recorded as not exportable
         self._exports: dict[str, ExportedModel] = {}
         self._firmware: dict[str, Firmware] = {}
         self._running: dict[tuple[str, str], tuple[str, Dut]] = {}
@@ -80,8 +81,12 @@ class Session:
             model=case.variant.model, variant=case.variant.name, metric=metric, value=float(value),
             unit=unit, statistic=statistic, n=int(n), firmware_sha256=firmware.sha256, detail=detail)
 
-    def record_not_exportable(self, case: Case, reason: str) -> dict:
-        """An exporter that cannot handle the estimator: a record saying so (no firmware)."""
+    def record_not_exportable(self, case: Case, reason: str) -> dict | None:
+        """An exporter that cannot handle the estimator: one record per case saying so."""
+        key = (case.board.name, case.backend, case.variant.name)
+        if key in self._refused:
+            return None
+        self._refused.add(key)
         return self.open_recorder().record(
             board=case.board.name, backend=case.backend, fidelity="static",
             model=case.variant.model, variant=case.variant.name, metric="exportable", value=0.0,

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import modelfile, models
+from harness import models
+from harness.models import modelfile
 from harness.errors import HarnessError
 
 
@@ -18,14 +19,21 @@ from harness.errors import HarnessError
 def user_models(tmp_path_factory):
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.svm import SVR
-    from sklearn.tree import DecisionTreeClassifier
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
     d = tmp_path_factory.mktemp("user")
     X, y = load_breast_cancer(return_X_y=True)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=1, stratify=y)
     joblib.dump(DecisionTreeClassifier(max_depth=4, random_state=0).fit(Xtr, ytr), d / "tree.joblib")
     joblib.dump(SVR().fit(Xtr[:, :3], Xtr[:, 3]), d / "svr.joblib")   # micromlgen/emlearn: no
+    # a regressor: mean area (column 3) from radius, texture and perimeter
+    joblib.dump(DecisionTreeRegressor(max_depth=5, random_state=0).fit(Xtr[:, :3], Xtr[:, 3]),
+                d / "area_tree.joblib")
+    # 60 deep trees: far more code than an Uno's 32 KB of flash
+    joblib.dump(RandomForestClassifier(60, random_state=0).fit(Xtr, ytr), d / "big.joblib")
     np.savez(d / "test.npz", X=Xte, y=yte)
+    np.savez(d / "unlabelled.npz", X=Xte)
     np.savez(d / "svr_test.npz", X=Xte[:40, :3], y=Xte[:40, 3])
     (d / "models.toml").write_text('''
 [[model]]
@@ -36,16 +44,37 @@ exporters = ["emlearn", "m2cgen", "micromlgen"]
 input = "int16"
 
 [[model]]
-name = "area"
+name = "area_svr"
 estimator = "svr.joblib"
 test_data = "svr_test.npz"
 exporters = ["emlearn", "m2cgen"]
+
+[[model]]
+name = "area"
+estimator = "area_tree.joblib"
+test_data = "svr_test.npz"
+exporters = ["emlearn", "m2cgen"]
+input = "int16"
+
+[[model]]
+name = "nolabels"
+estimator = "tree.joblib"
+test_data = "unlabelled.npz"
+exporters = ["emlearn"]
+input = "int16"
+
+[[model]]
+name = "big"
+estimator = "big.joblib"
+test_data = "test.npz"
+exporters = ["emlearn"]
+input = "int16"
 ''')
     return d
 
 
-def run_suites(tmp_path, models_file, board, variant):
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suites/test_accuracy.py",
+def run_suites(tmp_path, models_file, board, variant, suites=("suites/test_accuracy.py",)):
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *suites,
            f"--models={models_file}", f"--board={board}", f"--variant={variant}",
            f"--results-dir={tmp_path}", "--run-id=r"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -56,7 +85,8 @@ def run_suites(tmp_path, models_file, board, variant):
 def test_variants_are_the_files(user_models):
     variants = modelfile.load(user_models / "models.toml")
     assert [v.name for v in variants] == ["cancer_emlearn", "cancer_m2cgen", "cancer_micromlgen",
-                                          "area_emlearn", "area_m2cgen"]
+                                          "area_svr_emlearn", "area_svr_m2cgen", "area_emlearn",
+                                          "area_m2cgen", "nolabels_emlearn", "big_emlearn"]
     assert variants[0].input_count == 30 and variants[0].integer_features
     assert variants[3].task == "regression" and variants[3].output_dtype == "float32"
 
@@ -95,8 +125,8 @@ def test_bad_models_file_is_one_line(user_models, text, problem):
 
 def test_suites_on_native_and_uno(user_models, tmp_path):
     records, out = run_suites(tmp_path, user_models / "models.toml", "native,uno",
-                              "cancer_emlearn,cancer_micromlgen,area_m2cgen")
-    assert set(records.variant) == {"cancer_emlearn", "cancer_micromlgen", "area_m2cgen"}
+                              "cancer_emlearn,cancer_micromlgen,area_emlearn")
+    assert set(records.variant) == {"cancer_emlearn", "cancer_micromlgen", "area_emlearn"}
     assert set(records.board) == {"native", "uno"}
     agree = records[records.metric == "agreement"].set_index(["board", "variant"]).value
     assert agree[("native", "cancer_emlearn")] == 100.0 and agree[("uno", "cancer_emlearn")] == 100.0
@@ -105,7 +135,11 @@ def test_suites_on_native_and_uno(user_models, tmp_path):
     lost = by[("uno", "cancer_emlearn", "accuracy_lost")]
     assert lost == pytest.approx(by[("uno", "cancer_emlearn", "python_accuracy")]
                                  - by[("uno", "cancer_emlearn", "accuracy")])
-    assert ("native", "area_m2cgen", "python_mae") in by.index
+    for board in ("native", "uno"):      # the regressor on the device: errors vs targets and Python
+        assert agree[(board, "area_emlearn")] == 100.0
+        for metric in ("mae", "rmse", "python_mae", "python_rmse"):
+            assert by[(board, "area_emlearn", metric)] >= 0
+        assert by[(board, "area_emlearn", "rmse")] >= by[(board, "area_emlearn", "mae")]
     table = subprocess.run([sys.executable, "-m", "harness", "report", str(tmp_path / "r")],
                            capture_output=True, text=True, timeout=300).stdout
     table = " ".join(table.split())      # the legend wraps at the table's width
@@ -116,3 +150,36 @@ def test_micromlgen_on_the_mega(user_models, tmp_path):
     records, _ = run_suites(tmp_path, user_models / "models.toml", "mega2560", "cancer_micromlgen")
     agree = records[records.metric == "agreement"].value
     assert list(agree) == [100.0]
+
+
+def test_unexportable_unlabelled_and_too_big_are_records(user_models, tmp_path):
+    """One run: an estimator the exporter cannot handle, a test set without labels and a model
+    too big for the board each leave a record saying so, and the run still passes."""
+    records, out = run_suites(tmp_path, user_models / "models.toml", "uno",
+                              "area_svr_emlearn,nolabels_emlearn,big_emlearn",
+                              ("suites/test_footprint.py", "suites/test_accuracy.py"))
+    by = records.set_index(["variant", "metric"])
+    reason = by.loc[("area_svr_emlearn", "exportable")]
+    assert reason.value == 0 and reason.detail == "not exportable: emlearn does not support SVR"
+    assert by.loc[("nolabels_emlearn", "agreement")].value == 100.0
+    assert "no labels" in by.loc[("nolabels_emlearn", "accuracy_missing")].detail
+    assert ("nolabels_emlearn", "accuracy") not in by.index
+    assert by.loc[("big_emlearn", "fits")].value == 0
+    assert "big_emlearn does not fit uno" in out
+
+
+def test_skops_safe_format(user_models, tmp_path):
+    import skops.io as sio
+    tree = joblib.load(user_models / "tree.joblib")
+    sio.dump(tree, tmp_path / "tree.skops")
+    assert modelfile.load_estimator(tmp_path / "tree.skops").get_depth() == tree.get_depth()
+
+
+def test_labels_column_in_csv(user_models, tmp_path):
+    with np.load(user_models / "test.npz") as d:
+        frame = pd.DataFrame(d["X"], columns=[f"f{i}" for i in range(30)]).assign(diagnosis=d["y"])
+    frame.to_csv(tmp_path / "test.csv", index=False)
+    X, y = modelfile.load_test_data(tmp_path / "test.csv", "diagnosis")
+    assert X.shape == (len(frame), 30) and list(y) == list(frame.diagnosis)
+    with pytest.raises(HarnessError, match="label column 'label' is not in test.csv"):
+        modelfile.load_test_data(tmp_path / "test.csv", "label")

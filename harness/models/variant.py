@@ -1,5 +1,5 @@
 """A model variant: one model, one exporter, one device input type. Plain data, declared in a
-models file (harness/modelfile.py); harness/models.py exports it."""
+models file (harness/models/modelfile.py); harness/models/exports.py exports it."""
 
 from __future__ import annotations
 

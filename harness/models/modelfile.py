@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.variant import ModelVariant
+from harness.models.variant import ModelVariant
 
 INPUTS = ("float32", "int16", "int8")
 INT_LIMIT = {"int8": 127, "int16": 32767}
@@ -146,14 +146,16 @@ def _files(path: Path, where: str, t: dict) -> dict:
 
 def load_estimator(path: Path):
     """A joblib file is a pickle: loading it runs code, so only files the user names are loaded.
-    A skops file loads only the types skops trusts (scikit-learn's)."""
+    A skops file is data: it loads scikit-learn's and numpy's own types (skops leaves some, such
+    as sklearn.tree._tree.Tree, for the caller to trust) and refuses any other, by name."""
     if path.suffix == ".skops":
         import skops.io as sio
         untrusted = sio.get_untrusted_types(file=path)
-        if untrusted:
-            raise HarnessError(f"{path} holds types skops does not trust ({', '.join(untrusted)}): "
+        foreign = [t for t in untrusted if t.split(".")[0] not in ("sklearn", "numpy")]
+        if foreign:
+            raise HarnessError(f"{path} holds types tinyhil does not trust ({', '.join(foreign)}): "
                                "save a scikit-learn estimator, or use joblib if you trust the file")
-        return sio.load(path)
+        return sio.load(path, trusted=untrusted)
     import joblib
     return joblib.load(path)
 
