@@ -25,11 +25,18 @@ class Generated:
     infer_c: str                # C: declarations + tinyhil_model_infer
     suffix: str = ".c"          # ".cpp" for C++ (micromlgen)
     include_dirs: list[Path] = field(default_factory=list)
+    extra_sources: list[Path] = field(default_factory=list)   # e.g. kernels, copied with the export
+    facts: dict = field(default_factory=dict)   # recorded with the export (arena size, layers)
 
 
 class Exporter:
     name = ""
     language = "c"
+    suffix = ""         # variant names are <model>_<suffix or name>
+
+    @property
+    def variant_suffix(self) -> str:
+        return self.suffix or self.name
 
     def supports(self, estimator) -> str | None:
         """None, or why not (a sentence)."""

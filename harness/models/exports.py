@@ -23,7 +23,7 @@ import os
 import platform
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +54,13 @@ class ExportedModel:
     test_labels: np.ndarray    # (n,) true class index (or target value); zeros when absent
     host_reference: np.ndarray  # (n, output_count), output dtype: the C run on the host
     train_accuracy_python: float  # the Python model's test accuracy (nan: probes, regressors, no labels)
-    python_outputs: np.ndarray | None = None  # (n,) the Python model's prediction (class index / value)
+    python_outputs: np.ndarray | None = None  # (n,) the Python model's prediction (class index /
+    # value); tflite: (n, outputs) TFLite Micro's outputs
     labels_present: bool = True
     scales: list[float] | None = None  # int inputs: round(feature * scale), per feature
     generated_bytes: int = 0           # size of the generated model source
+    second_opinion: np.ndarray | None = None  # tflite: LiteRT's outputs (recorded, not asserted)
+    facts: dict = field(default_factory=dict)  # from the exporter: arena bytes, layers, ...
 
     def vector_bytes(self, i: int) -> bytes:
         return np.ascontiguousarray(self.test_inputs[i], NP_DTYPE[self.variant.input_dtype]).tobytes()
@@ -114,6 +117,8 @@ def _gen_model(v: ModelVariant) -> dict:
     Python model's predictions, and the exporter's code."""
     spec = v.spec
     exporter = get_exporter(v.exporter)
+    if spec["kind"] == "tflite":
+        return _gen_tflite(v, exporter)
     if spec["kind"] == "recipe":
         est, X, y = modelfile.train_recipe(spec["recipe"])
     else:
@@ -140,10 +145,41 @@ def _gen_model(v: ModelVariant) -> dict:
                   else np.array([index.get(c, -1) for c in y], np.int64))
         accuracy = float("nan") if y is None else float(np.mean(predicted == y))
     gen = exporter.generate(v, est, scales)
-    return dict(source=gen.source, infer_c=gen.infer_c, suffix=gen.suffix, inputs=inputs,
-                labels=labels, python=python, accuracy=accuracy, labels_present=y is not None,
-                scales=None if scales is None else [float(s) for s in scales],
-                include_dirs=[str(d) for d in gen.include_dirs])
+    return dict(_generated(gen), inputs=inputs, labels=labels, python=python, accuracy=accuracy,
+                labels_present=y is not None,
+                scales=None if scales is None else [float(s) for s in scales])
+
+
+def _generated(gen) -> dict:
+    return dict(source=gen.source, infer_c=gen.infer_c, suffix=gen.suffix,
+                include_dirs=[str(d) for d in gen.include_dirs],
+                extra_sources=[str(f) for f in gen.extra_sources], facts=gen.facts)
+
+
+def _gen_tflite(v: ModelVariant, exporter) -> dict:
+    """A .tflite: inputs quantised as the model's own QUANTIZE would (int8 input) or kept
+    float; the reference model's outputs are TFLite Micro's, LiteRT's are a second opinion."""
+    from harness.exporters.tinyhil_int8 import TfliteModel
+    from harness.int8 import reference as tflm
+    spec = v.spec
+    model = TfliteModel(Path(spec["tflite"]).read_bytes(), spec["tflite"])
+    exporter.check(model)
+    gen = exporter.generate(v, model, None)
+    X, y = modelfile.load_test_data(Path(spec["test_data"]), spec.get("label"))
+    if v.input_dtype == "float32":
+        inputs = X.astype(np.float32)
+    elif np.all(X == np.round(X)) and X.min() >= -128 and X.max() <= 127 and gen.facts.get("input_scale") is None:
+        inputs = X.astype(np.int8)
+    else:
+        inputs = tflm.quantize_input(X, gen.facts["input_scale"], gen.facts["input_zero_point"])
+    python = tflm.tflm_outputs(model.data, inputs)
+    litert = tflm.litert_outputs(model.data, inputs)
+    classes = v.predicted_class(python.reshape(len(inputs), -1))
+    labels = np.zeros(len(X), np.int64) if y is None else np.asarray(y, np.int64)
+    accuracy = float("nan") if y is None else float(np.mean(classes == labels))
+    facts = dict(gen.facts, second_opinion="LiteRT (ai-edge-litert)" if litert is not None else None)
+    return dict(_generated(gen), facts=facts, inputs=inputs, labels=labels, python=python,
+                second_opinion=litert, accuracy=accuracy, labels_present=y is not None, scales=None)
 
 
 _GENERATORS = {"probe": _gen_checksum, "ml": _gen_model}
@@ -176,7 +212,8 @@ const tinyhil_model_info_t tinyhil_model_info = {{
 def _cache_key(v: ModelVariant) -> str:
     from importlib.metadata import PackageNotFoundError, version
     libs = {}
-    for lib in ("scikit-learn", "scipy", "numpy", "emlearn", "m2cgen", "micromlgen", "skops"):
+    for lib in ("scikit-learn", "scipy", "numpy", "emlearn", "m2cgen", "micromlgen", "skops",
+                "tflite-micro", "ai-edge-litert"):
         try:
             libs[lib] = version(lib)
         except PackageNotFoundError:
@@ -185,8 +222,11 @@ def _cache_key(v: ModelVariant) -> str:
         "variant": asdict(v), "libs": libs, "python": platform.python_version(),
         "cc": tools.find_tool("cc").version,
     }, sort_keys=True, default=str).encode())
-    exporters = Path(__file__).parent.parent / "exporters"
-    for src in (*sorted(Path(__file__).parent.glob("*.py")), *sorted(exporters.glob("*.py")),
+    harness_dir = Path(__file__).parent.parent
+    for src in (*sorted(Path(__file__).parent.glob("*.py")),
+                *sorted((harness_dir / "exporters").glob("*.py")),
+                *sorted((harness_dir / "int8").glob("*.py")),
+                *sorted((paths.firmware_dir() / "int8").glob("*")),
                 reference.driver(), reference.runtime_dir() / "tinyhil_model.h"):
         h.update(src.read_bytes())
     return h.hexdigest()[:16]
@@ -202,15 +242,19 @@ def _build(v: ModelVariant, out: Path) -> None:
         model_c, infer_c = gen["source"], gen["infer_c"]
         model_file, glue_file = tmp / f"{v.name}_model{gen['suffix']}", tmp / f"{v.name}_glue.c"
         model_file.write_text(model_c)
+        extra = [Path(shutil.copy(f, tmp / Path(f).name)) for f in gen.get("extra_sources", [])]
         digest = hashlib.sha256(model_c.encode() + _glue(v, infer_c, bytes(8)).encode()).hexdigest()
         glue_file.write_text(_glue(v, infer_c, bytes.fromhex(digest[:16])))
         includes = [reference.runtime_dir(), *map(Path, gen["include_dirs"]), out]
-        host = reference.host_reference(v, [model_file, glue_file], tmp, [*includes[:-1], tmp],
-                                        gen["inputs"])
+        host = reference.host_reference(v, [model_file, glue_file, *extra], tmp,
+                                        [*includes[:-1], tmp], gen["inputs"])
+        second = gen.get("second_opinion")
         np.savez(tmp / "data.npz", test_inputs=gen["inputs"], test_labels=gen["labels"],
-                 host_reference=host, python_outputs=gen["python"])
+                 host_reference=host, python_outputs=gen["python"],
+                 **({} if second is None else {"second_opinion": second}))
         meta = {"model_hash": digest, "train_accuracy_python": float(gen["accuracy"]),
-                "c_sources": [model_file.name, glue_file.name],
+                "c_sources": [model_file.name, glue_file.name, *[f.name for f in extra]],
+                "facts": gen.get("facts", {}),
                 "include_dirs": gen["include_dirs"], "scales": gen["scales"],
                 "labels_present": gen.get("labels_present", True),
                 "generated_bytes": len(model_c.encode())}
@@ -246,6 +290,8 @@ def export(variant: str | ModelVariant, cache_dir: Path | None = None) -> Export
             host_reference=data["host_reference"],
             train_accuracy_python=meta["train_accuracy_python"],
             python_outputs=data["python_outputs"],
+            second_opinion=data["second_opinion"] if "second_opinion" in data else None,
+            facts=meta.get("facts", {}),
             labels_present=meta["labels_present"],
             scales=meta["scales"],
             generated_bytes=meta["generated_bytes"],

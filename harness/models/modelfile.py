@@ -9,6 +9,12 @@ pyproject.toml) and the shipped demo catalogue (devices/models/demo.toml) are th
     input = "int16"                    # float32 (default), int8 or int16
     scale = 64                         # optional: int inputs are round(x * scale); default chosen
 
+    [[model]]
+    name = "digits_cnn"                # variant digits_cnn_int8 (exporter tinyhil-int8)
+    tflite = "digits_cnn_int8.tflite"  # a fully int8-quantised TensorFlow Lite model
+    test_data = "digits_test.npz"      # X as the model's float input (quantised with the
+                                       # model's input scale/zero point), or already int8
+
 A demo model has a [model.recipe] (a scikit-learn data set, an estimator class, its params)
 instead of estimator and test_data. Paths are relative to the file. Every problem is one
 line naming the problem and its fix (HarnessError)."""
@@ -87,6 +93,8 @@ def _model(path: Path, t: dict) -> list[ModelVariant]:
     if not name:
         raise HarnessError(f"{path}: a [[model]] has no name: add name = \"...\"")
     exporters = t.get("exporters") or ([t["exporter"]] if "exporter" in t else [])
+    if "tflite" in t:
+        return _tflite_model(path, where, name, t, exporters)
     if not exporters:
         raise HarnessError(f"{where}: no exporters: add exporters = [\"emlearn\", \"m2cgen\", \"micromlgen\"]")
     for e in exporters:
@@ -99,7 +107,13 @@ def _model(path: Path, t: dict) -> list[ModelVariant]:
         raise HarnessError(f"{where}: `variant` names one variant: give one exporter, or drop it")
     spec = {"source": str(path), "scale": t.get("scale"), "label": t.get("label")}
     if "recipe" in t:
-        spec.update(kind="recipe", recipe=t["recipe"])
+        recipe = dict(t["recipe"])
+        if "weights" in recipe:      # trained elsewhere: the recipe only says how to hold them
+            f = (path.parent / recipe["weights"]).resolve()
+            if not f.is_file():
+                raise HarnessError(f"{where}: recipe weights file {f} not found: fix the path")
+            recipe.update(weights=str(f), weights_sha256=hashlib.sha256(f.read_bytes()).hexdigest())
+        spec.update(kind="recipe", recipe=recipe)
         n_features, task, cls, has_labels = _recipe_shape(where, t["recipe"])
         model = t["recipe"]["dataset"]
     else:
@@ -118,12 +132,57 @@ def _model(path: Path, t: dict) -> list[ModelVariant]:
     out_dtype = "float32" if task == "regression" else "int16"
     variants = []
     for e in exporters:
+        if e == TFLITE_EXPORTER:
+            raise HarnessError(f"{where}: {e} exports a .tflite model: give tflite = \"FILE\" "
+                               "instead of an estimator")
         vname = t.get("variant", f"{name}_{e}")
         desc = t.get("description", f"{cls}, {dtype} features")
         desc += f" ({e})" if len(exporters) > 1 or "description" not in t else ""
         variants.append(ModelVariant(vname, model, e, desc, n_features, dtype, 1, out_dtype,
                                      dtype != "float32", task=task, spec=dict(spec)))
     return variants
+
+
+TFLITE_EXPORTER = "tinyhil-int8"
+TFLITE_DTYPES = {"INT8": "int8", "FLOAT32": "float32"}
+
+
+def _tflite_model(path: Path, where: str, name: str, t: dict, exporters: list) -> list[ModelVariant]:
+    """A TensorFlow Lite model: one variant, <name>_int8, exported by tinyhil-int8."""
+    if exporters not in ([], [TFLITE_EXPORTER]):
+        raise HarnessError(f"{where}: a tflite model is exported by {TFLITE_EXPORTER} only: "
+                           f"drop exporters or write exporters = [\"{TFLITE_EXPORTER}\"]")
+    files = {}
+    for key in ("tflite", "test_data"):
+        if key not in t:
+            raise HarnessError(f"{where}: no {key}: add {key} = \"FILE\"")
+        f = (path.parent / t[key]).resolve()
+        if not f.is_file():
+            raise HarnessError(f"{where}: {key} file {f} not found: fix the path (relative to {path.parent})")
+        files[key], files[f"{key}_sha256"] = str(f), hashlib.sha256(f.read_bytes()).hexdigest()
+    from harness.int8 import flatbuffer
+    try:
+        graph = flatbuffer.read(Path(files["tflite"]).read_bytes())
+    except HarnessError as exc:
+        raise HarnessError(f"{where}: {files['tflite']}: {exc}") from None
+    tin, tout = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    dtypes = [TFLITE_DTYPES.get(x.dtype) for x in (tin, tout)]
+    if None in dtypes or len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise HarnessError(f"{where}: {Path(files['tflite']).name} has {len(graph.inputs)} input(s) "
+                           f"of {tin.dtype} and {len(graph.outputs)} output(s) of {tout.dtype}: "
+                           f"{TFLITE_EXPORTER} takes one int8 or float32 input and output")
+    X, y = load_test_data(Path(files["test_data"]), t.get("label"), where)
+    if X.shape[1] != tin.size:
+        raise HarnessError(f"{where}: the model takes {tin.size} inputs {tin.shape} but "
+                           f"{Path(files['test_data']).name} has {X.shape[1]} columns: give the "
+                           "test data the model's input, flattened")
+    spec = {"source": str(path), "kind": "tflite", "label": t.get("label"), **files,
+            "estimator_class": "TFLite int8", "has_labels": y is not None}
+    vname = t.get("variant", f"{name}_int8")
+    desc = t.get("description", f"TFLite int8 model {Path(files['tflite']).name}")
+    return [ModelVariant(vname, name, TFLITE_EXPORTER, desc, tin.size, dtypes[0], tout.size,
+                         dtypes[1], True, output_kind="scores" if tout.size > 1 else "class",
+                         spec=spec)]
 
 
 def _is_regressor(est) -> bool:
@@ -210,7 +269,29 @@ def train_recipe(recipe: dict):
     est = getattr(importlib.import_module(module), cls)(**recipe.get("params", {}))
     regression = "Regressor" in cls or recipe["dataset"] == "diabetes"
     Xtr, Xte, ytr, yte = train_test_split(X, y, stratify=None if regression else y, **SPLIT)
+    if "weights" in recipe:
+        return _with_weights(est, recipe["weights"], Xtr, ytr), Xte, yte
     return est.fit(Xtr, ytr), Xte, yte
+
+
+def _with_weights(est, path: str, X, y):
+    """An MLP holding weights trained elsewhere (W0, b0, W1, b1, ... in an npz, Keras' layout:
+    inputs x outputs): scikit-learn sets up its shapes with one step of training, then the
+    weights are replaced, so predictions are the other network's."""
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    with np.load(path) as d:
+        layers = len([k for k in d if k.startswith("W")])
+        coefs = [np.asarray(d[f"W{i}"], np.float64) for i in range(layers)]
+        intercepts = [np.asarray(d[f"b{i}"], np.float64) for i in range(layers)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.set_params(max_iter=1).fit(X, y)
+    if [c.shape for c in est.coefs_] != [c.shape for c in coefs]:
+        raise HarnessError(f"weights {path}: layer shapes {[c.shape for c in coefs]} do not match "
+                           f"the recipe's {[c.shape for c in est.coefs_]}: fix hidden_layer_sizes")
+    est.coefs_, est.intercepts_ = coefs, intercepts
+    return est
 
 
 def choose_scales(X: np.ndarray, dtype: str, scale=None) -> np.ndarray:

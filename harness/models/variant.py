@@ -21,6 +21,9 @@ class ModelVariant:
     integer_features: bool  # True: the device must agree 100% with the host reference
     kind: str = "ml"       # "ml" or "probe" (protocol test models, not benchmarked by default)
     task: str = "classification"   # or "regression" (output: float32 value)
+    # "class": output[0] is the class index; "scores": one score per class (the class is the
+    # argmax, as TFLite classifiers give it)
+    output_kind: str = "class"
     # Where the model comes from: a training recipe or the user's files, the scale, the file
     # that declared it, the digests of the files named (cache key). Not part of equality.
     spec: dict = field(default_factory=dict, compare=False, hash=False)
@@ -32,6 +35,10 @@ class ModelVariant:
     @property
     def output_bytes(self) -> int:
         return self.output_count * DTYPE_SIZE[self.output_dtype]
+
+    def predicted_class(self, outputs):
+        """The class index of each output row ((n, output_count) array)."""
+        return outputs.argmax(axis=1) if self.output_kind == "scores" else outputs[:, 0]
 
     @property
     def estimator_name(self) -> str:

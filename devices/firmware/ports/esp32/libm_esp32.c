@@ -1,4 +1,4 @@
-/* expf, logf and tanhf for freestanding ESP32 builds (no libm here: the ROM has none).
+/* expf, logf, tanhf and roundf for freestanding ESP32 builds (no libm here: the ROM has none).
  * expf: x = k ln2 + r with |r| <= ln2/2, e^r by a degree-6 Taylor polynomial (error below
  * 2e-7 relative on that interval), scaled by 2^k through the exponent bits. Results may
  * differ from glibc's in the last bit, which is why float variants are not required to
@@ -80,4 +80,17 @@ float logf(float x)
     float series = s * (2.0f + s2 * (2.0f / 3 + s2 * (2.0f / 5 + s2 * (2.0f / 7 + s2 * (2.0f / 9 +
                                                                       s2 * (2.0f / 11))))));
     return series + (float)e * 0.693147180559945f;
+}
+
+/* Half away from zero, exactly as C's roundf (int8 QUANTIZE uses it): the fraction of a float
+ * below 2^23 is exact, so no +0.5 that could round up 0.49999997. */
+float roundf(float x)
+{
+    if (!(x > -8388608.0f && x < 8388608.0f))   /* NaN, infinities, already integral */
+        return x;
+    const float a = x < 0 ? -x : x;
+    int32_t whole = (int32_t)a;
+    if (a - (float)whole >= 0.5f)
+        whole++;
+    return x < 0 ? -(float)whole : (float)whole;
 }

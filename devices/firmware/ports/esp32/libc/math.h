@@ -10,4 +10,5 @@
 float expf(float x);
 float tanhf(float x);
 float logf(float x);
+float roundf(float x);
 #endif
