@@ -43,5 +43,5 @@ apt_install chromium \
 .venv/bin/python -m pip install -q --upgrade pip
 # pio: PlatformIO for users' projects; parallel: pytest-xdist; labgrid: boards on other hosts (its tests run a coordinator on loopback);
 # ppk2: ppk2-api (GPL-2.0, pure Python), which the PPK2 tests drive against a simulated PPK2
-.venv/bin/python -m pip install -q -e '.[dev,parallel,labgrid,pio,ppk2,models]'
+.venv/bin/python -m pip install -q -e '.[dev,parallel,labgrid,pio,ppk2,models,int8]'
 echo "tinyhil is installed in .venv/ (activate it with: . .venv/bin/activate)"

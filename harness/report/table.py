@@ -239,7 +239,8 @@ def print_table(table: pd.DataFrame, console=None):
     notes += [line.replace("`", "") for line in legend_lines(table)] + [incomplete_note(table),
                                                                          not_exportable_note(table)]
     if "python_accuracy_pct" in table and table["python_accuracy_pct"].notna().any():
-        notes.append("py% = the Python model's accuracy on the same vectors; lost pp = accuracy lost by export")
+        notes.append("py% = the Python model's accuracy on the same vectors (TFLite Micro's for a .tflite); "
+                     "lost pp = accuracy lost by export")
     notes.append("✗ = does not fit the board; sizes: used/limit; every column (model, p95, "
                  "cycles, stack, power, host round trip) is in report.md and report.html")
     rich_table = Table(title="tinyhil comparison", caption=escape("\n".join(filter(None, notes))),
