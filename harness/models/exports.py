@@ -75,7 +75,7 @@ class ExportedModel:
     @property
     def host_accuracy(self) -> float:
         """Accuracy of the host reference on the test labels (probes: fraction of right sums)."""
-        return float(np.mean(self.host_reference[:, 0] == self.test_labels))
+        return float(np.mean(self.variant.predicted_class(self.host_reference) == self.test_labels))
 
 
 # ---------------------------------------------------------------------------- generation

@@ -183,3 +183,42 @@ def test_labels_column_in_csv(user_models, tmp_path):
     assert X.shape == (len(frame), 30) and list(y) == list(frame.diagnosis)
     with pytest.raises(HarnessError, match="label column 'label' is not in test.csv"):
         modelfile.load_test_data(tmp_path / "test.csv", "label")
+
+
+def test_models_file_found_in_the_current_folder(user_models, tmp_path, monkeypatch):
+    """No --models: ./tinyhil.toml, else [tool.tinyhil] in ./pyproject.toml, else the demo."""
+    monkeypatch.chdir(tmp_path)
+    assert modelfile.default_file() is None
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert modelfile.default_file() is None               # no [tool.tinyhil] models there
+    text = (user_models / "models.toml").read_text().replace('"tree.joblib"', f'"{user_models}/tree.joblib"')
+    text = text.replace('"test.npz"', f'"{user_models}/test.npz"')
+    cancer = text.split("[[model]]")[1]
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n\n[[tool.tinyhil.model]]" + cancer)
+    assert modelfile.default_file() == tmp_path / "pyproject.toml"
+    assert [v.name for v in modelfile.load(tmp_path / "pyproject.toml")] == [
+        "cancer_emlearn", "cancer_m2cgen", "cancer_micromlgen"]
+    (tmp_path / "tinyhil.toml").write_text("[[model]]" + cancer)
+    assert modelfile.default_file() == tmp_path / "tinyhil.toml"   # wins over pyproject.toml
+
+
+def test_variants_command_lists_the_files_models(user_models):
+    r = subprocess.run([sys.executable, "-m", "harness", "variants",
+                        f"--models={user_models / 'models.toml'}"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("cancer_micromlgen"))
+    assert "DecisionTreeClassifier" in line and "micromlgen" in line and "30 x int16" in line
+    assert "KB of generated C++" in line
+    assert "not exportable: emlearn does not support SVR" in r.stdout
+
+
+def test_missing_models_file_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "suites/test_smoke.py", f"--models={tmp_path / 'nope.toml'}",
+                        "--board=native", f"--results-dir={tmp_path}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    errors = [x for x in (r.stdout + r.stderr).splitlines() if "nope.toml" in x]
+    assert errors and "not found: check the --models path" in errors[0]
+    assert "Traceback" not in r.stdout + r.stderr
