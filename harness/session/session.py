@@ -134,7 +134,7 @@ class Session:
         firmware = self.firmware(case)
         slot = (case.board.name, case.backend)
         running = self._running.get(slot)
-        if running and running[0] == firmware.build_id and healthy(running[1]):
+        if running and running[0] == firmware.build_id and _recovered_between_tests(running[1]):
             return running[1]
         if running:
             running[1].close()
@@ -204,6 +204,18 @@ class Session:
             return self._identify(client, case)
         finally:
             client.close()
+
+
+def _recovered_between_tests(dut: Dut) -> bool:
+    """Usable as it is, or recovered now: a fault between tests (the emulator died while
+    nothing ran) is recorded by its supervisor like any other."""
+    if healthy(dut):
+        return True
+    try:
+        event = dut.supervisor.recover_idle("found before the next test")
+    except HarnessError:
+        return False
+    return event is None or event.recovered
 
 
 def _describe_target(case: Case, target: Target) -> dict:
