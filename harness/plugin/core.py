@@ -67,6 +67,21 @@ def pytest_configure(config):
         config.stash[SESSION_KEY] = build_session(config)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+    _interrupt_on_sigterm()
+
+
+def _interrupt_on_sigterm() -> None:
+    """A CI timeout sends SIGTERM: end the run as Ctrl-C does, so every DUT is stopped and
+    the manifest says `interrupted` (by default SIGTERM kills Python with no clean-up)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def build_session(config):
