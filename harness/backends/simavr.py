@@ -86,13 +86,14 @@ class Bridge:
         try:
             stop_process(self.process)
         finally:
+            self._kept_stderr = self.stderr_text()[-4000:]    # still there to explain a death
             workdirs.remove(self.workdir)
 
     def stderr_text(self) -> str:
         try:
             return self.stderr_log.read_text(errors="replace")
         except OSError:
-            return ""
+            return getattr(self, "_kept_stderr", "")
 
 
 def launch_bridge(mcu: str, clock_hz: int, firmware_elf: Path | None = None, *,
