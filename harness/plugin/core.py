@@ -7,6 +7,8 @@ through `record`, which appends them to results/<run-id>/records.jsonl as they a
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from harness.errors import HarnessError
@@ -89,15 +91,27 @@ def build_session(config):
     from harness.session.plan import plan_boards, select_variants
     from harness.session.session import Session
 
+    from harness.tools import check_variables
+
     run = RunConfig.from_pytest(config)
     config.stash[CONFIG_KEY] = run
-    for name, value, least in (("--latency-runs", run.latency_runs, 1), ("--warmup", run.warmup, 0),
-                               ("--energy-windows", run.energy_windows, 1)):
+    check_variables()
+    for name, value, least, most in (("--latency-runs", run.latency_runs, 1, None),
+                                     ("--warmup", run.warmup, 0, 65535),   # a 16-bit field
+                                     ("--energy-windows", run.energy_windows, 1, None)):
         if value < least:
             raise HarnessError(f"{name} {value}: must be at least {least}")
+        if most is not None and value > most:
+            raise HarnessError(f"{name} {value}: must be at most {most}")
     if run.vectors is not None and run.vectors < 1:
         raise HarnessError(f"--vectors {run.vectors}: must be at least 1 (leave it out to stream "
                            "the whole test set)")
+    if run.port and "://" not in run.port and not os.path.exists(run.port):
+        raise HarnessError(f"--port {run.port} does not exist: is the board plugged in? "
+                           "`python -m serial.tools.list_ports` lists the ports there are "
+                           "(leave --port out to run on emulators)")
+    if run.firmware:
+        _check_firmware_file(run.firmware)
     plans, note = plan_boards(run.boards, run.backend, run.port)
     variants = select_variants(run.variants)
     check_writable(run.results_dir)
@@ -112,7 +126,26 @@ def build_session(config):
     if run.run_id:
         session.run_id = run.run_id
         session.run_dir = run.results_dir / run.run_id
+    if not session.shared_run:            # xdist workers write the controller's run
+        from harness.results.runlock import RunLock
+        session.run_lock = RunLock(session.run_dir).acquire()
     return session
+
+
+def _check_firmware_file(path) -> None:
+    """A missing or cut --firmware file is a usage error, not one failure per test."""
+    from pathlib import Path
+    from harness.build.elf import check_whole
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise HarnessError(f"--firmware {path} does not exist: give the path of your firmware's "
+                           "ELF (or, for an ESP32, its app image from esptool elf2image)")
+    with open(path, "rb") as stream:
+        if stream.read(4) == b"\x7fELF":
+            try:
+                check_whole(path)
+            except HarnessError as exc:
+                raise HarnessError(f"--firmware: {exc}") from None
 
 
 def session_of(config):
@@ -180,7 +213,8 @@ def firmware(case, exported, tinyhil_session, progress):
         try:
             return tinyhil_session.firmware(case)
         except HarnessError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            problem = str(exc)
+    pytest.fail(problem, pytrace=False)         # outside the except: no chained traceback
 
 
 @pytest.fixture

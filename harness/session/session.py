@@ -46,6 +46,7 @@ class Session:
         self._firmware: dict[str, Firmware] = {}
         self._running: dict[tuple[str, str], tuple[str, Dut]] = {}
         self.targets: list[dict] = []          # every target started: for the manifest and summary
+        self.run_lock = None                   # harness.results.runlock.RunLock, when held
 
     @property
     def cases(self) -> list[Case]:
@@ -81,14 +82,18 @@ class Session:
             unit=unit, statistic=statistic, n=int(n), firmware_sha256=firmware.sha256, detail=detail)
 
     def close(self, status: str = "complete") -> None:
-        for _, dut in self._running.values():
-            dut.close()
-        self._running.clear()
-        if self.recorder is not None:
-            if self.targets and not self.shared_run:
-                from harness.results.records import update_manifest
-                update_manifest(self.run_dir, targets=self.targets)
-            self.recorder.close(status)
+        try:
+            for _, dut in self._running.values():
+                dut.close()
+            self._running.clear()
+            if self.recorder is not None:
+                if self.targets and not self.shared_run:
+                    from harness.results.records import update_manifest
+                    update_manifest(self.run_dir, targets=self.targets)
+                self.recorder.close(status)
+        finally:
+            if self.run_lock is not None:
+                self.run_lock.release()
 
     def target_lines(self) -> list[str]:
         """What each hardware target went through (flashed, or already held the build)."""
