@@ -26,7 +26,7 @@ from typing import Callable
 
 from harness.cpu_watch import process_state
 from harness.errors import HarnessError, ProtocolError
-from harness.protocol.client import DutClient, LinkLost, NoReply
+from harness.protocol.client import DutClient, LinkLost, LinkNoisy, NoReply
 from harness.protocol.wire import FLAG
 
 KINDS = {
@@ -177,6 +177,10 @@ class Supervisor:
                 if client.stats.timeouts > timeouts:
                     self._check_for_reset(client, started, what)
                 return result
+            except LinkNoisy as exc:             # alive but unreadable: relaunching cannot help
+                raise DutFault(self._report(FaultEvent(
+                    "link", str(exc), time.monotonic() - started,
+                    "gave up: resending did not get one intact reply"))) from None
             except (NoReply, LinkLost) as exc:
                 event = self._recover(exc, time.monotonic() - started, what)
                 if not event.recovered:
