@@ -268,6 +268,13 @@ def pytest_sessionfinish(session, exitstatus):
         tinyhil.close(status)
 
 
+def pytest_unconfigure(config):
+    """A run that never closed its session (--collect-only, a usage error) lets go of its run id."""
+    tinyhil = config.stash.get(SESSION_KEY, None)
+    if tinyhil is not None and tinyhil.run_lock is not None:
+        tinyhil.run_lock.release()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A fault the harness could not recover from is a failure without a traceback: its
