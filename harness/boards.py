@@ -6,11 +6,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import board_schema
 from harness.errors import BoardError
 from harness.paths import BOARDS_ENV, boards_dir, user_boards_dirs
 
-REQUIRED = ("name", "description", "arch", "mcu", "toolchain", "clock_hz", "flash_bytes",
-            "ram_bytes", "max_payload", "vector_capacity", "max_runs", "default_emulator")
+REQUIRED = tuple(key for key, _, required in board_schema.TOP if required)
 ARCHES = ("host", "avr", "xtensa")
 
 
@@ -60,10 +60,7 @@ class Board:
 
 def parse_board(data: dict, source: Path | None = None) -> Board:
     where = f"board file {source}" if source else "board definition"
-    missing = [key for key in REQUIRED if key not in data]
-    if missing:
-        raise BoardError(f"{where} lacks {', '.join(missing)}: add them (see devices/boards/uno.toml "
-                         "for a complete example)")
+    board_schema.check(data, where)
     if data["arch"] not in ARCHES:
         raise BoardError(f"{where}: arch {data['arch']!r} is not one of {', '.join(ARCHES)}")
     backends = data.get("backends", {})
@@ -73,9 +70,6 @@ def parse_board(data: dict, source: Path | None = None) -> Board:
     if data["default_emulator"] not in backends:
         raise BoardError(f"{where}: default_emulator {data['default_emulator']!r} has no "
                          f"[backends.{data['default_emulator']}] table")
-    for key in ("clock_hz", "flash_bytes", "ram_bytes", "max_payload", "vector_capacity", "max_runs"):
-        if not isinstance(data[key], int) or data[key] < 0:
-            raise BoardError(f"{where}: {key} must be a non-negative integer, not {data[key]!r}")
     known = set(REQUIRED) | {"backends", "bootloader_bytes", "stack_reserve_bytes", "baud",
                              "marker", "usb"}
     return Board(

@@ -82,12 +82,15 @@ def cmd_report(args) -> int:
     if args.trend:
         from harness.report.trend import cmd_trend
         return cmd_trend(paths, Path(args.out) if args.out else None)
-    table = comparison_table(load_runs(paths))
+    skipped: list = []
+    table = comparison_table(load_runs(paths, skipped))
     print_table(table)
     out = Path(args.out) if args.out else (paths[0] if len(paths) == 1 else Path("results")) / "report"
-    written = write_report(paths, out)
+    written = write_report(paths, out, [])
     for kind, path in written.items():
         print(f"{kind}: {path}")
+    for run_dir, why in skipped:           # the good runs are reported; the bad one named
+        print(f"tinyhil: left out run {run_dir}: {why}", file=sys.stderr)
     return 0
 
 

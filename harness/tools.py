@@ -57,10 +57,16 @@ class Tool:
     path: Path | None
     version: str | None
     install: str
+    problem: str = ""                 # why it was not found, when not simply absent
 
     @property
     def found(self) -> bool:
         return self.path is not None
+
+    @property
+    def missing(self) -> str:
+        """`<name> is not installed`, or what is wrong with the variable that names it."""
+        return f"{self.name} {self.problem or 'is not installed'}"
 
 
 def _first_version_line(text: str) -> str | None:
@@ -76,6 +82,11 @@ def find_tool(name: str) -> Tool:
     if spec.module and not (spec.env and os.environ.get(spec.env)):
         return _find_module(name, spec)
     explicit = os.environ.get(spec.env) if spec.env else None
+    if explicit and not (Path(explicit).is_file() and os.access(explicit, os.X_OK)):
+        state = "is not an executable file" if Path(explicit).exists() else "does not exist"
+        return Tool(name, None, None, f"set {spec.env} to the path of {spec.executable}, or unset "
+                    f"it to use the {spec.executable} on PATH",
+                    f"is not where {spec.env} says: {explicit} {state}")
     path = explicit or shutil.which(spec.executable)
     if not path or not Path(path).exists():
         return Tool(name, None, None, spec.install)
@@ -124,8 +135,19 @@ def require(name: str, purpose: str = "") -> Path:
     tool = find_tool(name)
     if not tool.found:
         why = f" (needed {purpose})" if purpose else ""
-        raise ToolMissing(f"{name} is not installed{why}: install it with `{tool.install}`")
+        fix = tool.install if tool.problem else f"install it with `{tool.install}`"
+        raise ToolMissing(f"{tool.missing}{why}: {fix}")
     return tool.path
+
+
+def check_variables() -> None:
+    """A variable naming a tool that is not there is a mistake to stop at, not a missing tool
+    to skip for: raise ToolMissing naming the variable."""
+    for name, spec in SPECS.items():
+        if spec.env and os.environ.get(spec.env):
+            tool = find_tool(name)
+            if tool.problem:
+                raise ToolMissing(f"{tool.missing}: {tool.install}")
 
 
 def versions() -> dict[str, str | None]:

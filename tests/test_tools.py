@@ -24,7 +24,9 @@ def test_a_wrong_path_in_the_variable_is_not_found(tmp_path, monkeypatch):
     tools.find_tool.cache_clear()
     try:
         found = tools.find_tool("qemu-system-avr")
-        assert not found.found and "apt-get install qemu-system-misc" in found.install
+        assert not found.found
+        assert "TINYHIL_QEMU_AVR" in found.missing and "does not exist" in found.missing
+        assert "unset it" in found.install
     finally:
         tools.find_tool.cache_clear()
 

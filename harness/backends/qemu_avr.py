@@ -25,7 +25,7 @@ class QemuAvrBackend(Backend):
             return Availability(False, f"{board.name} has no [backends.qemu] table")
         tool = find_tool(EXECUTABLE)
         if not tool.found:
-            return Availability(False, f"{tool.name} is not installed", tool.install)
+            return Availability(False, tool.missing, tool.install)
         return Availability(True)
 
     def cannot_run(self, board: Board, firmware) -> str | None:

@@ -21,11 +21,11 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import workdirs
 from harness.backends.base import Availability, Backend, StartRequest, Target
 from harness.backends.processes import free_port, spawn, stderr_tail, stop_process, wait_listening
 from harness.boards import Board
@@ -163,7 +163,7 @@ class QemuEsp32Backend(Backend):
                                "(esptool elf2image): rebuild it")
         from harness.build.xtensa import make_flash_image
         settings = board.backend_settings("qemu")
-        workdir = Path(tempfile.mkdtemp(prefix="tinyhil-esp32-"))
+        workdir = workdirs.make("esp32")
         flash = make_flash_image(Path(app), workdir / "flash.bin")   # writable: QEMU needs it so
         shift = settings.get("icount_shift", 3)
         boot_timeout = float(settings.get("boot_timeout_s", 20))
@@ -175,7 +175,7 @@ class QemuEsp32Backend(Backend):
 
             def stop(p=proc):
                 stop_process(p)
-                shutil.rmtree(workdir, ignore_errors=True)
+                workdirs.remove(workdir)
 
             if not wait_listening(proc, port):
                 last_error = stderr_tail(proc)
@@ -195,5 +195,5 @@ class QemuEsp32Backend(Backend):
                           emulator=str(qemu),
                           clock=f"CCOUNT at the CPU clock QEMU models ({board.clock_hz / 1e6:g} MHz, PLL)",
                           extras={"boot": banner.decode(errors="replace")})
-        shutil.rmtree(workdir, ignore_errors=True)
+        workdirs.remove(workdir)
         raise BackendError(f"Espressif QEMU did not start listening: `{' '.join(cmd)}`: {last_error}")

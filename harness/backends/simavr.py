@@ -12,12 +12,12 @@ import hashlib
 import os
 import signal
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends.base import Availability, Backend, StartRequest, Target
 from harness.backends.processes import read_announcement, spawn, stop_process
+from harness import workdirs
 from harness.boards import Board
 from harness.errors import BackendError, BuildError
 from harness.fidelity import CYCLE_ACCURATE
@@ -73,7 +73,7 @@ class Bridge:
     command: list[str]
     workdir: Path
     stderr_log: Path
-    marker_log: Path | None = None      # "<level> <cycle>" per edge; kept after stop()
+    marker_log: Path | None = None      # "<level> <cycle>" per edge; removed by stop()
 
     def reset(self) -> None:
         """External reset (the RESET pin): the bridge handles SIGUSR1 between instructions."""
@@ -83,13 +83,17 @@ class Bridge:
         self.process.send_signal(signal.SIGUSR1)
 
     def stop(self) -> None:
-        stop_process(self.process)
+        try:
+            stop_process(self.process)
+        finally:
+            self._kept_stderr = self.stderr_text()[-4000:]    # still there to explain a death
+            workdirs.remove(self.workdir)
 
     def stderr_text(self) -> str:
         try:
             return self.stderr_log.read_text(errors="replace")
         except OSError:
-            return ""
+            return getattr(self, "_kept_stderr", "")
 
 
 def launch_bridge(mcu: str, clock_hz: int, firmware_elf: Path | None = None, *,
@@ -98,7 +102,7 @@ def launch_bridge(mcu: str, clock_hz: int, firmware_elf: Path | None = None, *,
                   realtime: bool = False, soft_uart: dict | None = None,
                   baud: int | None = None) -> Bridge:
     """Start the bridge and wait for its `PTY <path>` line."""
-    workdir = Path(tempfile.mkdtemp(prefix="tinyhil-simavr-"))
+    workdir = workdirs.make("simavr")
     command = [str(bridge_binary()), "--mcu", mcu, "--freq", str(clock_hz)]
     marker_log = None
     if marker:
@@ -123,7 +127,9 @@ def launch_bridge(mcu: str, clock_hz: int, firmware_elf: Path | None = None, *,
     try:
         bridge.pty = read_announcement(process, "PTY", ANNOUNCE_TIMEOUT, command)
     except BackendError as exc:
-        raise BackendError(f"{exc}\nstderr: {bridge.stderr_text()[-1500:]}") from None
+        stderr = bridge.stderr_text()[-1500:]
+        workdirs.remove(workdir)
+        raise BackendError(f"{exc}\nstderr: {stderr}") from None
     return bridge
 
 

@@ -33,3 +33,20 @@ def sections(elf: Path) -> dict[str, Section]:
 
 def sizes(elf: Path) -> dict[str, int]:
     return {name: section.size for name, section in sections(elf).items()}
+
+
+def check_whole(elf: Path) -> None:
+    """Raise BuildError unless every section's bytes are in the file: a truncated copy (a
+    download or a copy cut short) otherwise fails later, deep inside a tool."""
+    from elftools.elf.elffile import ELFFile
+    size = Path(elf).stat().st_size
+    try:
+        with open(elf, "rb") as stream:
+            short = [s.name for s in ELFFile(stream).iter_sections()
+                     if s["sh_type"] != "SHT_NOBITS" and s["sh_offset"] + s["sh_size"] > size]
+            problem = f"sections {', '.join(short[:3])} lie past its end" if short else ""
+    except Exception as exc:               # pyelftools raises many kinds on a cut file
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        raise BuildError(f"{elf} is a damaged ELF of {size} bytes, truncated? ({problem}). "
+                         "Copy or rebuild it whole") from None

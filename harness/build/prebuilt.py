@@ -36,6 +36,11 @@ def load_prebuilt(board: Board, path: Path, exported) -> Firmware:
     sha = hashlib.sha256(data).hexdigest()
     image, offset, elf = None, 0, path
     if data[:4] == ELF_MAGIC:
+        from harness.build.elf import check_whole
+        try:
+            check_whole(path)
+        except HarnessError as exc:
+            raise FirmwareFileError(f"--firmware: {exc}") from None
         if board.arch == "xtensa":
             from harness.build.elf import sizes as section_sizes
             from harness.build.xtensa import APP_OFFSET, make_app_image

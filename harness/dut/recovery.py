@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Callable
 
 from harness.cpu_watch import process_state
-from harness.errors import ProtocolError
-from harness.protocol.client import DutClient, LinkLost, NoReply
+from harness.errors import HarnessError, ProtocolError
+from harness.protocol.client import DutClient, LinkLost, LinkNoisy, NoReply
 from harness.protocol.wire import FLAG
 
 KINDS = {
@@ -38,6 +38,7 @@ KINDS = {
 }
 BY_ID_DIRS = (Path("/dev/serial/by-id"),)
 REOPEN_WAIT_S = 10.0        # how long a vanished port may take to come back
+EXIT_WAIT_S = 2.0           # a killed process's link reads EOF before the process is reaped
 RESET_SETTLE_S = 0.05
 
 
@@ -105,7 +106,8 @@ class PortIdentity:
     def find(self) -> str | None:
         """The port's current path, or None while it is absent."""
         if not self.serial_number:
-            return self.url if Path(self.url).exists() else None
+            present = "://" in self.url or Path(self.url).exists()   # socket:// has no path
+            return self.url if present else None
         for directory in self.by_id_dirs:
             try:
                 entries = sorted(directory.iterdir())
@@ -172,18 +174,37 @@ class Supervisor:
             started = time.monotonic()
             try:
                 result = op(client)
+                if client.stats.timeouts > timeouts:
+                    self._check_for_reset(client, started, what)
+                return result
+            except LinkNoisy as exc:             # alive but unreadable: relaunching cannot help
+                raise DutFault(self._report(FaultEvent(
+                    "link", str(exc), time.monotonic() - started,
+                    "gave up: resending did not get one intact reply"))) from None
             except (NoReply, LinkLost) as exc:
                 event = self._recover(exc, time.monotonic() - started, what)
                 if not event.recovered:
                     raise DutFault(event) from None
-                continue
-            if client.stats.timeouts > timeouts:
-                self._check_for_reset(client, started, what)
-            return result
         raise DutFault(self.events[-1])
 
     def healthy(self) -> bool:
-        return process_problem(self.dut.target) is None and self.port_identity.find() is not None
+        return self.problem() is None
+
+    def problem(self) -> tuple[str, str] | None:
+        """(kind, detail) when the DUT cannot be used as it is: its process gone or stopped,
+        or its port absent."""
+        problem = process_problem(self.dut.target)
+        if problem is None and self.port_identity.find() is None:
+            problem = ("port_vanished", f"the port {self.port_identity.url} is gone")
+        return problem
+
+    def recover_idle(self, when: str) -> FaultEvent | None:
+        """A fault found while no request ran (between tests): recorded and recovered like
+        one met by a request. None when there is nothing wrong."""
+        problem = self.problem()
+        if problem is None:
+            return None
+        return self._recover(LinkLost(problem[1]), 0.0, "no request", when=when)
 
     # --- diagnosis and recovery -------------------------------------------------------------
     def _report(self, event: FaultEvent) -> FaultEvent:
@@ -192,15 +213,17 @@ class Supervisor:
             self.on_fault(event)
         return event
 
-    def _recover(self, exc: Exception, detected: float, what: str) -> FaultEvent:
+    def _recover(self, exc: Exception, detected: float, what: str, when: str = "") -> FaultEvent:
         problem = process_problem(self.dut.target)
         if problem is None and isinstance(exc, LinkLost):
-            problem = ("port_vanished", str(exc))
+            problem = self._lost_link_problem(exc)
         kind, detail = problem or ("dut_hang", f"no reply to {what}: {exc}")
-        event = FaultEvent(kind, detail, detected)
+        event = FaultEvent(kind, f"{detail} ({when})" if when else detail, detected)
         started = time.monotonic()
         try:
-            if kind == "port_vanished":
+            if kind == "port_vanished" and not self._port_can_return():
+                event.action = self._relaunch(prefix="the link cannot come back by itself: ")
+            elif kind == "port_vanished":
                 event.action = self._reopen()
             elif kind == "dut_hang":
                 event.action = self._reset_or_relaunch()
@@ -211,6 +234,23 @@ class Supervisor:
             event.action += f"recovery failed: {failure}"
         event.recovery_s = time.monotonic() - started
         return self._report(event)
+
+    def _lost_link_problem(self, exc: Exception) -> tuple[str, str]:
+        """The link failed. A dying process closes its end before it can be reaped: give it
+        a bounded moment to show as exited, so the death is named as such."""
+        if self.dut.target.pid:
+            deadline = time.monotonic() + EXIT_WAIT_S
+            while time.monotonic() < deadline:
+                problem = process_problem(self.dut.target)
+                if problem is not None:
+                    return problem[0], f"{problem[1]} (its link failed: {exc})"
+                time.sleep(0.02)
+        return "port_vanished", str(exc)
+
+    def _port_can_return(self) -> bool:
+        """Only a port known by a serial number can reappear; an emulator's pty or socket
+        never does (its process must be relaunched)."""
+        return bool(self.port_identity.serial_number) or not self.dut.target.pid
 
     def _reopen(self) -> str:
         deadline = time.monotonic() + self.reopen_wait_s
@@ -237,7 +277,7 @@ class Supervisor:
             self.dut.client.port.reset_input_buffer()
             self._identify(self.dut.client)
             return "reset the DUT"
-        except (ProtocolError, OSError):
+        except (HarnessError, OSError):       # BackendError too: the process cannot take it
             return self._relaunch(prefix="reset did not help: ")
 
     def _relaunch(self, prefix: str = "") -> str:

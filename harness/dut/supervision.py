@@ -9,7 +9,7 @@ with the figures.
 from __future__ import annotations
 
 from harness.errors import HarnessError
-from harness.dut.recovery import FaultEvent, Supervisor
+from harness.dut.recovery import DutFault, FaultEvent, Supervisor
 
 FAILURE_METRIC = "failure"
 FAILURE_UNIT = "event"
@@ -37,12 +37,17 @@ def healthy(dut) -> bool:
 
 
 def after_test(dut, record) -> None:
-    """After each test on a DUT: did it restart unnoticed, and what did the link suffer?"""
-    if dut.supervisor is not None and dut.supervisor.healthy():
+    """After each test on a DUT: did it die, hang or restart unnoticed, and what did the link
+    suffer? Every fault found becomes a failure record of this test's case."""
+    supervisor = dut.supervisor
+    if supervisor is not None:
         try:
-            dut.supervisor.check_reset("during the test, between requests")
-        except HarnessError:
-            pass                    # already recorded as a failure by the supervisor
+            if supervisor.recover_idle("found after the test") is None:
+                supervisor.check_reset("during the test, between requests")
+        except DutFault:
+            pass                    # the supervisor has recorded it already
+        except HarnessError as exc:  # e.g. the DUT came back with other firmware
+            record_failure(record, FaultEvent("dut_reset", str(exc), 0.0, "none"))
     note_link_faults(dut, record)
 
 

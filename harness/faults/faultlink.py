@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import random
 import select
-import tempfile
 import termios
 import threading
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import serial
 
+from harness import workdirs
 from harness.errors import HarnessError
 
 KINDS = ("flip", "drop", "dup", "delay")
@@ -123,7 +123,8 @@ class FaultLink:
         self.spec = spec or FaultSpec()
         self.baud = baud
         self.serial_number = serial_number or f"TH{os.getpid():06d}{id(self) & 0xFFFF:04X}"
-        self.by_id_dir = Path(by_id_dir or tempfile.mkdtemp(prefix="tinyhil-by-id-"))
+        self._own_dir = by_id_dir is None          # made here: removed by stop()
+        self.by_id_dir = Path(by_id_dir) if by_id_dir else workdirs.make("by-id")
         self.counts: Counter = Counter()
         self.enumerations = 0               # how many ptys this link has had
         self._upstream: serial.SerialBase | None = None
@@ -193,6 +194,8 @@ class FaultLink:
         self.counts["vanish"] -= 1
         if self._upstream is not None:
             self._upstream.close()
+        if self._own_dir:
+            workdirs.remove(self.by_id_dir)
 
     # --- pumps ------------------------------------------------------------------------------
     def _pump_to_dut(self) -> None:

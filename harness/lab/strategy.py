@@ -54,7 +54,7 @@ def availability(board: Board, port: str | None) -> Availability:
                             f"not supported (supported: {', '.join(UPLOADERS)})")
     tool = find_tool(uploader.TOOL)
     if not tool.found:
-        return Availability(False, f"{uploader.TOOL} is not installed", tool.install)
+        return Availability(False, tool.missing, tool.install)
     where = port or attached_port(board)
     if labgrid.is_place_url(where) and labgrid.client_path() is None:
         return Availability(False, f"{board.name} is on labgrid place "

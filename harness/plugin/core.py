@@ -7,6 +7,8 @@ through `record`, which appends them to results/<run-id>/records.jsonl as they a
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from harness.errors import HarnessError, NotBuildable
@@ -71,6 +73,21 @@ def pytest_configure(config):
         config.stash[SESSION_KEY] = build_session(config)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+    _interrupt_on_sigterm()
+
+
+def _interrupt_on_sigterm() -> None:
+    """A CI timeout sends SIGTERM: end the run as Ctrl-C does, so every DUT is stopped and
+    the manifest says `interrupted` (by default SIGTERM kills Python with no clean-up)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def build_session(config):
@@ -78,15 +95,27 @@ def build_session(config):
     from harness.session.plan import plan_boards, select_variants
     from harness.session.session import Session
 
+    from harness.tools import check_variables
+
     run = RunConfig.from_pytest(config)
     config.stash[CONFIG_KEY] = run
-    for name, value, least in (("--latency-runs", run.latency_runs, 1), ("--warmup", run.warmup, 0),
-                               ("--energy-windows", run.energy_windows, 1)):
+    check_variables()
+    for name, value, least, most in (("--latency-runs", run.latency_runs, 1, None),
+                                     ("--warmup", run.warmup, 0, 65535),   # a 16-bit field
+                                     ("--energy-windows", run.energy_windows, 1, None)):
         if value < least:
             raise HarnessError(f"{name} {value}: must be at least {least}")
+        if most is not None and value > most:
+            raise HarnessError(f"{name} {value}: must be at most {most}")
     if run.vectors is not None and run.vectors < 1:
         raise HarnessError(f"--vectors {run.vectors}: must be at least 1 (leave it out to stream "
                            "the whole test set)")
+    if run.port and "://" not in run.port and not os.path.exists(run.port):
+        raise HarnessError(f"--port {run.port} does not exist: is the board plugged in? "
+                           "`python -m serial.tools.list_ports` lists the ports there are "
+                           "(leave --port out to run on emulators)")
+    if run.firmware:
+        _check_firmware_file(run.firmware)
     plans, note = plan_boards(run.boards, run.backend, run.port)
     from harness.models import use_models_file
     use_models_file(run.models)
@@ -104,7 +133,26 @@ def build_session(config):
     if run.run_id:
         session.run_id = run.run_id
         session.run_dir = run.results_dir / run.run_id
+    if not session.shared_run:            # xdist workers write the controller's run
+        from harness.results.runlock import RunLock
+        session.run_lock = RunLock(session.run_dir).acquire()
     return session
+
+
+def _check_firmware_file(path) -> None:
+    """A missing or cut --firmware file is a usage error, not one failure per test."""
+    from pathlib import Path
+    from harness.build.elf import check_whole
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise HarnessError(f"--firmware {path} does not exist: give the path of your firmware's "
+                           "ELF (or, for an ESP32, its app image from esptool elf2image)")
+    with open(path, "rb") as stream:
+        if stream.read(4) == b"\x7fELF":
+            try:
+                check_whole(path)
+            except HarnessError as exc:
+                raise HarnessError(f"--firmware: {exc}") from None
 
 
 def session_of(config):
@@ -179,7 +227,8 @@ def firmware(case, exported, tinyhil_session, progress):
         except NotBuildable as exc:
             pytest.skip(f"{case.variant.name} not buildable for {case.board.name}: {exc}")
         except HarnessError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            problem = str(exc)
+    pytest.fail(problem, pytrace=False)         # outside the except: no chained traceback
 
 
 @pytest.fixture
@@ -231,6 +280,13 @@ def pytest_sessionfinish(session, exitstatus):
     if tinyhil is not None and not session.config.option.collectonly:
         status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
         tinyhil.close(status)
+
+
+def pytest_unconfigure(config):
+    """A run that never closed its session (--collect-only, a usage error) lets go of its run id."""
+    tinyhil = config.stash.get(SESSION_KEY, None)
+    if tinyhil is not None and tinyhil.run_lock is not None:
+        tinyhil.run_lock.release()
 
 
 @pytest.hookimpl(hookwrapper=True)

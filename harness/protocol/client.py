@@ -17,10 +17,12 @@ import serial
 
 from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
-from harness.protocol.wire import (DTYPE_NAME, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
+from harness.protocol.wire import (DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
                           Frame, crc16, encode)
 
 IDENTITY_FIXED = struct.Struct("<BBIIIHHHHBHB8s8s")
+# The longest IDENTITY: its fixed part and two length-prefixed names of up to 255 bytes.
+IDENTITY_MAX = IDENTITY_FIXED.size + 2 * 256
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,18 @@ class DutClient:
 
     def __post_init__(self):
         self._seq = 0
-        self._decoder = Decoder()
+        self._decoder = Decoder(self.reply_limit)
         self._last_sent = 0
+
+    @property
+    def reply_limit(self) -> int:
+        """The longest payload this DUT can send: a header whose damaged length says more is
+        refused at once (not waited for, up to 64 KB), and the decoder hunts for the next frame."""
+        ident = self.identity
+        if ident is None:
+            return max(self.max_payload, IDENTITY_MAX)
+        result = 6 + ident.output_count * DTYPE_SIZE.get(ident.output_dtype, 4) + 4 * ident.max_runs
+        return max(ident.max_payload, result, IDENTITY_MAX)
 
     @classmethod
     def open(cls, url: str, baud: int = 115200, **kwargs) -> "DutClient":
@@ -140,6 +152,7 @@ class DutClient:
                                 f"v{PROTOCOL_VERSION}: rebuild the firmware with this harness's runtime")
         self.identity = identity
         self.max_payload = identity.max_payload
+        self._decoder.max_payload = self.reply_limit
         return identity
 
     def echo(self, data: bytes) -> bytes:
@@ -235,6 +248,11 @@ class DutClient:
                                     f"{ERR_NAME.get(code, code)} (detail {detail})")
             last_problem = f"unexpected {frame.name} reply"
             damaged += 1
+        if damaged > self.corrupt_retries:     # it answers, but never intact: not a hang
+            raise LinkNoisy(f"{_name(msg_type)} failed on {self.port.portstr}: {damaged} tries "
+                            f"in a row were damaged on the link ({last_problem}). The DUT answers "
+                            "but the link corrupts its frames: check the baud rate, the cable and "
+                            "its ground, or a --fault-link rate set too high")
         raise NoReply(f"{_name(msg_type)} failed after {silent + damaged} tries on "
                             f"{self.port.portstr}: {last_problem}. Is the board running the tinyhil "
                             "firmware, at the right baud rate?")
@@ -245,7 +263,7 @@ class DutClient:
         bytes (never SYNC) complete any such frame, which then fails its CRC, and leave the
         parser hunting for SYNC: one timeout per lost byte instead of two. The host's own
         decoder may hold a reply that lost a byte in the same way: it starts afresh."""
-        self._decoder = Decoder()
+        self._decoder = Decoder(self.reply_limit)
         # The frame that may be stuck is the last one sent: as many bytes as it had suffice.
         padding = bytes(self._last_sent or (self.max_payload + OVERHEAD))
         try:
@@ -289,7 +307,11 @@ class LinkLost(ProtocolError):
     """The serial port itself failed (unplugged, re-enumerated, the other end closed)."""
 
 
-class _VectorMismatch(Exception):
+class LinkNoisy(ProtocolError):
+    """The DUT answers, but every reply (or request) arrives damaged: resending will not help."""
+
+
+class _VectorMismatch(ProtocolError):
     """INFER_LOADED found the loaded vector incomplete: the chunks must be sent again."""
 
 

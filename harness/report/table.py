@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from harness import fidelity as fid
 from harness.report import metrics
 from harness.errors import HarnessError
 from harness.report.plots import plot_board, plot_energy
-from harness.results.records import RECORDS_JSONL, RECORDS_PARQUET, load_run
+from harness.results.records import RECORDS_JSONL, RECORDS_PARQUET, RecordsError, load_run
 
 KEY = ["board", "backend", "model", "variant"]
 
@@ -37,15 +38,34 @@ def find_run_dirs(path: Path) -> list[Path]:
     return sorted(found)
 
 
-def load_runs(paths: Path | Sequence[Path]) -> pd.DataFrame:
-    """Records of every run found under `paths` (run folders or folders of runs), concatenated."""
+def load_runs(paths: Path | Sequence[Path], skipped: list | None = None) -> pd.DataFrame:
+    """Records of every run found under `paths` (run folders or folders of runs), concatenated.
+
+    Among several runs an unreadable one is left out, not the whole lot: it is added to
+    `skipped` as (run folder, why), or, without that list, named on stderr. Only when no run
+    can be read is it an error."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     run_dirs = sorted({d for p in paths for d in find_run_dirs(Path(p))})
     if not run_dirs:
         raise HarnessError(f"no run records (records.jsonl) found under "
                            f"{', '.join(map(str, paths)) or 'nothing'}: pass a results/<run-id> "
                            "folder or the results/ folder holding them")
-    return pd.concat([load_run(d) for d in run_dirs], ignore_index=True)
+    frames, bad = [], []
+    for run_dir in run_dirs:
+        try:
+            frames.append(load_run(run_dir))
+        except RecordsError as exc:
+            bad.append((run_dir, str(exc)))
+    if not frames:
+        raise RecordsError(bad[0][1] if len(bad) == 1 else
+            
+            f"none of the {len(bad)} runs can be read; the first: {bad[0][1]}")
+    if skipped is None:
+        for run_dir, why in bad:
+            print(f"tinyhil: left out run {run_dir}: {why}", file=sys.stderr)
+    else:
+        skipped.extend(bad)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _latest_runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -185,11 +205,13 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
 
 
-def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]:
+def write_report(paths: Path | Sequence[Path], out_dir: Path,
+                 skipped: list | None = None) -> dict[str, Path]:
     """Write report.md/.csv, the self-contained report.html (harness.report.html),
     latency_vs_accuracy_<board>.png and, where energy was measured, energy_vs_latency_<board>.png;
-    returns them by file name."""
-    records = load_runs(paths)
+    returns them by file name. Unreadable runs among several go to `skipped` (load_runs)."""
+    skipped = [] if skipped is None else skipped
+    records = load_runs(paths, skipped)
     table = comparison_table(records)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +226,7 @@ def write_report(paths: Path | Sequence[Path], out_dir: Path) -> dict[str, Path]
     from harness.report.html import render_report
 
     run_dirs = sorted({d for p in ([paths] if isinstance(paths, (str, Path)) else paths)
-                       for d in find_run_dirs(Path(p))})
+                       for d in find_run_dirs(Path(p))} - {d for d, _ in skipped})
     # report.html is one self-contained page (plots embedded); the PNGs stay for report.md.
     files = {"report.md": to_markdown(table),
              "report.html": render_report(table, records, run_dirs)}

@@ -8,8 +8,9 @@ A run lives in one folder, results/<run-id>/:
 
 from __future__ import annotations
 
-import importlib.metadata
+import errno
 import fcntl
+import importlib.metadata
 import json
 import math
 import numbers
@@ -230,6 +231,36 @@ def _repair_tail(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+# Why a write fails, in words, with what to do about it.
+WRITE_FAILURES = {
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.EDQUOT: "the disk quota is used up: free some space or raise the quota",
+    errno.EFBIG: "the file size limit was reached (`ulimit -f`): raise it",
+}
+
+
+def _write_whole(fd: int, file, line: bytes, path: Path) -> None:
+    """One record, whole or not at all: after a failed or short write the file is cut back
+    to where it was, so no half line is left for the next record to be glued onto."""
+    size = os.fstat(fd).st_size            # under the flock: the end this line goes after
+    try:
+        done = 0
+        while done < len(line):            # after a short write, the next one says why
+            written = file.write(line[done:])
+            if not written:
+                raise OSError(errno.EIO, f"write stopped after {done} of {len(line)} bytes")
+            done += written
+        os.fsync(fd)
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass                           # not a regular file (a device): nothing to cut
+        why = WRITE_FAILURES.get(exc.errno, exc.strerror or str(exc))
+        raise RecordsError(f"a record could not be written to {path} ({why}); the file was "
+                           "cut back to its last whole record and the run is readable") from None
+
+
 class Recorder:
     """Appends one validated record per measurement to run_dir/records.jsonl, durably.
 
@@ -272,10 +303,7 @@ class Recorder:
             fd = self._file.fileno()
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                written = self._file.write(line)
-                if written != len(line):           # disk full: never leave half a line glued on
-                    raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
-                os.fsync(fd)
+                _write_whole(fd, self._file, line, self.path)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             self._records.append(rec)
@@ -321,7 +349,8 @@ def read_jsonl(path: Path) -> list[dict]:
             if number == len(lines):
                 break
             raise RecordsError(f"{path}: line {number} of {len(lines)} is not a valid record "
-                               f"({e}); the file is corrupt, not just cut short") from None
+                               f"({e}); the file is corrupt, not just cut short: repair or delete that "
+                               "line, or move the run folder out of the way") from None
     return records
 
 
@@ -344,10 +373,19 @@ def load_run(run_dir: Path) -> pd.DataFrame:
     run_dir = Path(run_dir)
     parquet, jsonl = run_dir / RECORDS_PARQUET, run_dir / RECORDS_JSONL
     if parquet.exists():
-        df = pd.read_parquet(parquet).astype(DTYPES)
+        try:
+            df = pd.read_parquet(parquet).astype(DTYPES)
+        except Exception as exc:          # pyarrow's errors are many: any is a bad file
+            raise RecordsError(f"{parquet} cannot be read ({type(exc).__name__}: {exc}); delete "
+                               f"it and {RECORDS_JSONL} is read instead") from None
     elif jsonl.exists():
         df = frame(read_jsonl(jsonl))
     else:
         raise RecordsError(f"{run_dir} holds no {RECORDS_JSONL}: it is not a run folder")
-    df["run_status"] = run_status(read_manifest(run_dir))
+    try:
+        manifest = read_manifest(run_dir)
+    except ValueError as exc:
+        raise RecordsError(f"{run_dir / MANIFEST} is not valid JSON ({exc}): restore or delete "
+                           "it (the records are read without it)") from None
+    df["run_status"] = run_status(manifest)
     return df

@@ -47,6 +47,7 @@ class Session:
         self._firmware: dict[str, Firmware] = {}
         self._running: dict[tuple[str, str], tuple[str, Dut]] = {}
         self.targets: list[dict] = []          # every target started: for the manifest and summary
+        self.run_lock = None                   # harness.results.runlock.RunLock, when held
 
     @property
     def cases(self) -> list[Case]:
@@ -93,14 +94,18 @@ class Session:
             unit="bool", statistic="value", n=1, firmware_sha256="", detail=reason)
 
     def close(self, status: str = "complete") -> None:
-        for _, dut in self._running.values():
-            dut.close()
-        self._running.clear()
-        if self.recorder is not None:
-            if self.targets and not self.shared_run:
-                from harness.results.records import update_manifest
-                update_manifest(self.run_dir, targets=self.targets)
-            self.recorder.close(status)
+        try:
+            for _, dut in self._running.values():
+                dut.close()
+            self._running.clear()
+            if self.recorder is not None:
+                if self.targets and not self.shared_run:
+                    from harness.results.records import update_manifest
+                    update_manifest(self.run_dir, targets=self.targets)
+                self.recorder.close(status)
+        finally:
+            if self.run_lock is not None:
+                self.run_lock.release()
 
     def target_lines(self) -> list[str]:
         """What each hardware target went through (flashed, or already held the build)."""
@@ -146,7 +151,7 @@ class Session:
         firmware = self.firmware(case)
         slot = (case.board.name, case.backend)
         running = self._running.get(slot)
-        if running and running[0] == firmware.build_id and healthy(running[1]):
+        if running and running[0] == firmware.build_id and _recovered_between_tests(running[1]):
             return running[1]
         if running:
             running[1].close()
@@ -216,6 +221,18 @@ class Session:
             return self._identify(client, case)
         finally:
             client.close()
+
+
+def _recovered_between_tests(dut: Dut) -> bool:
+    """Usable as it is, or recovered now: a fault between tests (the emulator died while
+    nothing ran) is recorded by its supervisor like any other."""
+    if healthy(dut):
+        return True
+    try:
+        event = dut.supervisor.recover_idle("found before the next test")
+    except HarnessError:
+        return False
+    return event is None or event.recovered
 
 
 def _describe_target(case: Case, target: Target) -> dict:

@@ -68,10 +68,24 @@ def test_bad_board_file(tmp_path, text, words):
     assert_clear(run.stdout, "note: board broken left out", *words, "\nnative: ", "\nuno: ")
 
 
+def path_without(tmp_path, *tools) -> str:
+    """A PATH holding every program this machine has except `tools`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if not folder or not Path(folder).is_dir():
+            continue
+        for program in Path(folder).iterdir():
+            if program.name not in tools and not (bin_dir / program.name).exists():
+                (bin_dir / program.name).symlink_to(program)
+    return str(bin_dir)
+
+
 def test_missing_toolchain(tmp_path):
     code, out = tinyhil_pytest("suites/test_footprint.py", "--board=uno", "--backend=simavr",
                                "--variant=dtree_emlearn", f"--results-dir={tmp_path}",
-                               env={"TINYHIL_AVR_GCC": "/nonexistent/avr-gcc", "TINYHIL_CACHE": str(tmp_path / "c")})
+                               env={"PATH": path_without(tmp_path, "avr-gcc"),
+                                    "TINYHIL_CACHE": str(tmp_path / "c")})
     assert code != 0
     assert_clear(out, "avr-gcc is not installed", "apt-get install gcc-avr")
 
@@ -79,9 +93,17 @@ def test_missing_toolchain(tmp_path):
 def test_missing_emulator_is_a_skip_with_its_reason(tmp_path):
     code, out = tinyhil_pytest("suites/test_smoke.py", "-rs", "--board=uno", "--backend=qemu",
                                "--variant=dtree_emlearn", f"--results-dir={tmp_path}",
-                               env={"TINYHIL_QEMU_AVR": "/nonexistent/qemu-system-avr"})
+                               env={"PATH": path_without(tmp_path, "qemu-system-avr")})
     assert code == 0
     assert_clear(out, "SKIPPED", "qemu", "apt-get install qemu-system-misc")
+
+
+def test_a_tool_variable_naming_nothing_is_an_error_naming_the_variable(tmp_path):
+    code, out = tinyhil_pytest("suites/test_footprint.py", "--board=uno", "--backend=simavr",
+                               f"--results-dir={tmp_path}",
+                               env={"TINYHIL_AVR_GCC": "/nonexistent/avr-gcc"})
+    assert code == 4
+    assert_clear(out, "TINYHIL_AVR_GCC", "/nonexistent/avr-gcc does not exist", "unset it")
 
 
 def test_model_too_big_for_the_board(tmp_path):

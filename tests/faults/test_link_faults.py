@@ -45,3 +45,41 @@ def test_fault_spec_parses_and_rejects_nonsense():
                       ("flip=lots", "not a number"), ("direction=up", "to_dut")):
         with pytest.raises(FaultSpecError, match=word):
             FaultSpec.parse(bad)
+
+
+def test_a_link_that_damages_every_reply_is_a_clear_link_fault_not_a_hang(tmp_path):
+    """Every byte back from the DUT has a 50 % chance of a flipped bit: the DUT answers, never
+    intact. After the bounded tries the request fails as a `link` fault saying so."""
+    from harness.dut.recovery import DutFault
+    session, case, dut = start_session(tmp_path, "native", "native", "dtree_emlearn",
+                                       reply_timeout=0.3)
+    try:
+        link = dut.target.extras["faultlink"]
+        link._to_host.spec = FaultSpec.parse("flip=0.5,seed=3")
+        link._to_host.active = True
+        dut.client.corrupt_retries = 6
+        with pytest.raises(DutFault, match="damaged on the link.*check the baud rate"):
+            classify_checked(dut, [0])
+        assert [r["detail"].split(";")[0] for r in failures(session)] == ["kind=link"]
+        assert dut.client.stats.resends >= 6
+    finally:
+        session.close()
+
+
+def test_a_damaged_length_is_refused_at_once_not_waited_for(tmp_path):
+    """The host's decoder takes no payload longer than this DUT can send: a header whose
+    length byte was hit does not swallow the frames behind it."""
+    from harness.protocol.wire import MSG, encode
+    session, case, dut = start_session(tmp_path, "native", "native", "dtree_emlearn")
+    try:
+        client = dut.client
+        assert client.reply_limit < 8192 and client._decoder.max_payload == client.reply_limit
+        forged = bytearray(encode(MSG["ECHO_REPLY"], 9, bytes(10)))
+        forged[3:5] = (60000).to_bytes(2, "little")          # the length field, CRC8 fixed below
+        from harness.protocol.wire import crc8
+        forged[5] = crc8(bytes(forged[1:5]))
+        good = encode(MSG["ECHO_REPLY"], 10, b"ok")
+        frames = client._decoder.feed(bytes(forged[:6]) + good)
+        assert [f.payload for f in frames] == [b"ok"]
+    finally:
+        session.close()

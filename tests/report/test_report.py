@@ -231,3 +231,27 @@ def test_energy_has_its_own_fidelity_and_a_plot_per_board(tmp_path):
     assert "µJ/inf" in out.getvalue() and " model " in out.getvalue() and "model = modelled" in out.getvalue()
     written = write_report([tmp_path / "results"], tmp_path / "report")
     assert written["energy_vs_latency_uno.png"].stat().st_size > 1000
+
+
+def test_one_corrupt_run_among_good_ones_is_named_and_the_rest_reported(runs, tmp_path):
+    """`tinyhil report results/` with a run whose records are damaged in the middle."""
+    import subprocess
+    import sys
+    bad = make_run(runs, "20261128-130000-dddd",
+                   figures("uno", "simavr", "cycle-accurate", "m2cgen", accuracy=90.0), status=None)
+    jsonl = bad / "records.jsonl"
+    lines = jsonl.read_text().splitlines()
+    jsonl.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    skipped = []
+    table = comparison_table(load_runs(runs, skipped))
+    assert [d.name for d, _ in skipped] == ["20261128-130000-dddd"]
+    assert "native" in set(table["board"])                    # the good runs are all there
+    with pytest.raises(HarnessError, match="line 2 of .*repair or delete that line"):
+        load_runs(bad)                                        # alone, it is an error
+    out = tmp_path / "out"
+    cli = subprocess.run([sys.executable, "-m", "harness", "report", str(runs), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0 and (out / "report.md").exists(), cli.stderr
+    assert "Traceback" not in cli.stderr
+    named = [line for line in cli.stderr.splitlines() if "20261128-130000-dddd" in line]
+    assert len(named) == 1 and "repair or delete" in named[0], cli.stderr

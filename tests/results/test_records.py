@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from harness import paths
-from harness.results.records import (RECORD_FIELDS, Recorder, RecordsError, load_run, new_run_id,
+from harness.results.records import (RECORD_FIELDS, RECORDS_JSONL, Recorder, RecordsError, load_run, new_run_id,
                              read_manifest, write_manifest)
 
 # Synthetic test data with plausible values, not measurements.
@@ -195,3 +195,46 @@ def test_corruption_in_the_middle_raises(tmp_path):
 def test_load_run_of_a_folder_without_records_says_so(tmp_path):
     with pytest.raises(RecordsError, match="records.jsonl"):
         load_run(tmp_path)
+
+
+def test_a_write_past_the_file_size_limit_leaves_only_whole_records(tmp_path):
+    """A real RLIMIT_FSIZE in a child process: the record that hits it is cut back out, the
+    error names the limit, and once the limit is lifted the run goes on and closes."""
+    script = f"""
+import resource, sys
+from harness.results.records import Recorder, RecordsError
+rec = Recorder({str(tmp_path)!r}, "limited", "test")
+fields = dict(board="b", backend="native", fidelity="wall-clock", model="m", variant="v",
+              metric="x", value=1.0, unit="u", statistic="value", n=1, firmware_sha256="f")
+rec.record(**fields)
+size = rec.path.stat().st_size
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + size // 2, hard))
+try:
+    rec.record(**fields)
+except RecordsError as exc:
+    print("ERROR", exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+rec.record(**fields)
+rec.close()
+"""
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "ERROR" in run.stdout and "file size limit" in run.stdout and "ulimit -f" in run.stdout
+    assert "Traceback" not in run.stdout
+    lines = (tmp_path / RECORDS_JSONL).read_bytes().splitlines()
+    assert len(lines) == 2 and all(json.loads(line) for line in lines)
+    assert len(load_run(tmp_path)) == 2                      # closed: the parquet was written
+
+
+def test_a_full_disk_is_named_and_leaves_no_half_record(tmp_path):
+    """/dev/full answers every write with ENOSPC, as a full disk does (a shared recorder: it
+    does not read the file first, and reading /dev/full never ends)."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system (Linux has it)")
+    (tmp_path / RECORDS_JSONL).symlink_to("/dev/full")
+    rec = Recorder(tmp_path, "full", "test", shared=True)
+    with pytest.raises(RecordsError, match="the disk is full: free some space"):
+        rec.record(**LATENCY)
