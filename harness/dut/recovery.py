@@ -104,6 +104,8 @@ class PortIdentity:
 
     def find(self) -> str | None:
         """The port's current path, or None while it is absent."""
+        if "://" in self.url:
+            return self.url          # a network URL (an emulator's socket) has no node to vanish
         if not self.serial_number:
             return self.url if Path(self.url).exists() else None
         for directory in self.by_id_dirs:

@@ -17,6 +17,7 @@ import serial
 
 from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
+from harness.protocol.link import open_serial
 from harness.protocol.wire import (DTYPE_NAME, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
                           Frame, crc16, encode)
 
@@ -119,8 +120,7 @@ class DutClient:
                                 "pass the right one with --port")
         try:
             # exclusive: a second program on the same port would steal bytes from either side
-            port = serial.serial_for_url(url, baudrate=baud, timeout=0.05,
-                                         **({"exclusive": True} if device else {}))
+            port = open_serial(url, baud, timeout=0.05, **({"exclusive": True} if device else {}))
         except (serial.SerialException, OSError, ValueError) as exc:   # ValueError: unknown URL scheme
             busy = "lock" in str(exc).lower() or "busy" in str(exc).lower()
             problem = "is busy: another program holds it" if busy else f"cannot be opened: {exc}"

@@ -69,12 +69,21 @@ MSG_NAME = {code: name for name, code in MSG.items()}
 ERR_NAME = {code: name for name, code in ERR.items()}
 
 
+def _crc8_bitwise(byte: int) -> int:
+    crc = byte
+    for _ in range(8):
+        crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+_CRC8_TABLE = bytes(_crc8_bitwise(b) for b in range(256))   # one lookup per byte, not 8 shifts
+
+
 def crc8(data: bytes) -> int:
+    """CRC-8 (poly 0x07, init 0); crc8(b"123456789") == 0xF4."""
     crc = 0
     for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        crc = _CRC8_TABLE[crc ^ byte]
     return crc
 
 

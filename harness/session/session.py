@@ -107,7 +107,9 @@ class Session:
         return self._exports[variant.name]
 
     def firmware(self, case: Case) -> Firmware:
-        key = f"{case.board.name}/{case.variant.name}"
+        """The case's build; for an emulator at the board's emulator UART rate (a hardware run
+        keeps the board's own rate: its USB-serial bridge is set to it)."""
+        key = f"{case.board.name}/{case.variant.name}/{case.backend == 'hardware'}"
         if key not in self._firmware:
             if self.pio is not None and self.firmware_path is None:
                 from harness.build import platformio           # the user's project builds itself
@@ -117,7 +119,8 @@ class Session:
                 self._firmware[key] = load_prebuilt(case.board, self.firmware_path,
                                                     self.exported(case.variant))
             else:
-                self._firmware[key] = build_firmware(case.board, self.exported(case.variant))
+                board = case.board if case.backend == "hardware" else case.board.for_emulator()
+                self._firmware[key] = build_firmware(board, self.exported(case.variant))
         return self._firmware[key]
 
     def recorder_for(self, case: Case, firmware: Firmware, fidelity: str):
