@@ -45,6 +45,7 @@ class Session:
         self._exports: dict[str, ExportedModel] = {}
         self._firmware: dict[str, Firmware] = {}
         self._running: dict[tuple[str, str], tuple[str, Dut]] = {}
+        self._test_sets: dict[tuple[str, str, str], dict] = {}   # Dut.test_set, per case
         self.targets: list[dict] = []          # every target started: for the manifest and summary
 
     @property
@@ -151,7 +152,8 @@ class Session:
             raise
         if firmware.prebuilt:           # the user's own build: its build id is whatever it reports
             firmware.build_id = identity.build_id
-        dut = Dut(target, firmware, self.exported(case.variant), client, identity)
+        dut = Dut(target, firmware, self.exported(case.variant), client, identity,
+                  test_set=self._test_sets.setdefault((case.board.name, case.backend, case.variant.name), {}))
         try:
             dut.check_identity()
         except Exception:
