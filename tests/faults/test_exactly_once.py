@@ -61,3 +61,23 @@ def test_damaged_replies_are_resent_without_running_twice(tmp_path):
         assert marker_rises(dut) - before == requests
     finally:
         session.close()
+
+
+def test_a_batched_test_set_through_a_noisy_link_is_exact(tmp_path):
+    """INFER_BATCH frames and their replies damaged both ways: every batch is resent until
+    intact, and the outputs and each vector's cycles equal those of a clean link."""
+    clean_session, _, clean = start_session(tmp_path / "clean", "uno", "simavr", "rf_iris", fault_link=None)
+    try:
+        vectors = [clean.exported.vector_bytes(i) for i in range(len(clean.exported.test_inputs))]
+        expected = clean.infer_all(vectors)[:2]
+    finally:
+        clean_session.close()
+    session, _, dut = start_session(tmp_path / "noisy", "uno", "simavr", "rf_iris",
+                                    fault_link="flip=0.003,seed=11", reply_timeout=1.0)
+    try:
+        assert dut.identity.batch_max > 1
+        outputs, cycles, requests = dut.infer_all(vectors)
+        assert (outputs, cycles) == expected
+        assert dut.client.stats.resends > 0, "nothing was damaged: raise flip"
+    finally:
+        session.close()
