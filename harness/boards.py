@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness import board_schema
@@ -39,6 +39,10 @@ class Board:
     bootloader_bytes: int = 0
     stack_reserve_bytes: int = 0
     baud: int = 115200
+    # The UART rate of firmware built for an emulator: the fastest rate the MCU makes exactly
+    # from its clock (a simulated UART paces bytes at the programmed rate; a real board's
+    # USB-serial bridge keeps `baud`). 0: the same as `baud`.
+    emulator_baud: int = 0
     marker: dict = field(default_factory=dict)
     usb: tuple[UsbId, ...] = ()
     source: Path | None = None
@@ -53,6 +57,10 @@ class Board:
     def ram_limit(self) -> int:
         """RAM for static data and stack together (the firmware check adds both)."""
         return self.ram_bytes
+
+    def for_emulator(self) -> "Board":
+        """This board as firmware for an emulator is built: at its emulator UART rate."""
+        return replace(self, baud=self.emulator_baud) if self.emulator_baud else self
 
     def backend_settings(self, backend: str) -> dict:
         return self.backends.get(backend, {})
@@ -71,7 +79,7 @@ def parse_board(data: dict, source: Path | None = None) -> Board:
         raise BoardError(f"{where}: default_emulator {data['default_emulator']!r} has no "
                          f"[backends.{data['default_emulator']}] table")
     known = set(REQUIRED) | {"backends", "bootloader_bytes", "stack_reserve_bytes", "baud",
-                             "marker", "usb"}
+                             "emulator_baud", "marker", "usb"}
     return Board(
         name=data["name"], description=data["description"], arch=data["arch"], mcu=data["mcu"],
         toolchain=data["toolchain"], clock_hz=data["clock_hz"], flash_bytes=data["flash_bytes"],
@@ -80,7 +88,7 @@ def parse_board(data: dict, source: Path | None = None) -> Board:
         default_emulator=data["default_emulator"], backends=backends,
         bootloader_bytes=data.get("bootloader_bytes", 0),
         stack_reserve_bytes=data.get("stack_reserve_bytes", 0), baud=data.get("baud", 115200),
-        marker=data.get("marker", {}),
+        emulator_baud=data.get("emulator_baud", 0), marker=data.get("marker", {}),
         usb=tuple(UsbId(u["vid"], u["pid"], u.get("name", "")) for u in data.get("usb", [])),
         source=source, extra={k: v for k, v in data.items() if k not in known},
     )

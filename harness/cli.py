@@ -97,6 +97,11 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     """Run the suites on emulators only (never touching an attached board)."""
     import pytest
+    return int(pytest.main(bench_argv(args)))
+
+
+def bench_argv(args) -> list[str]:
+    """pytest's arguments for `tinyhil bench` (benchmarks/throughput_bench.py times them)."""
     suites = REPO_DIR / "suites"
     if not suites.is_dir():
         raise HarnessError(f"the suites folder {suites} is missing: run tinyhil bench from a "
@@ -118,7 +123,7 @@ def cmd_bench(args) -> int:
     if "hardware" in args.backend.split(","):
         raise HarnessError("tinyhil bench never touches a board: run `pytest suites/ --board NAME` "
                            "for hardware")
-    return int(pytest.main(argv))
+    return argv
 
 
 def cmd_gen_header(args) -> int:

@@ -1,5 +1,5 @@
-"""Accuracy, and the cost of export: the whole test split streamed to the board, one inference
-per vector.
+"""Accuracy, and the cost of export: the whole test split streamed to the board, each vector
+inferred once and timed.
 
 Device outputs are compared with the labels (accuracy), with the same generated C compiled for
 the host (agreement; integer-feature models must agree exactly) and with the Python model
@@ -9,10 +9,15 @@ the targets and against the Python model. Without labels, accuracy is left out, 
 
 A TFLite int8 model's reference model is TFLite Micro's interpreter: the device must equal
 its outputs byte for byte (asserted); LiteRT's outputs are a second figure, recorded only.
+
+Each inference's own cycles come back with its output: the latency distribution over the test
+set (min, median, p95, max, and which input was the slowest) is recorded beside accuracy, and
+the per-vector cycles are kept as one compact record (harness.dut.timing.VECTOR_CYCLES).
 """
 
 import numpy as np
 
+from harness.dut.timing import record_test_set_latency
 from harness.fidelity import HOST_MODEL
 
 
@@ -20,12 +25,9 @@ def test_accuracy(dut, case, record, progress, run_config):
     exported = dut.exported
     limit = run_config.vectors
     total = len(exported.test_inputs) if not limit else min(limit, len(exported.test_inputs))
-    outputs = []
     count = progress.counter(f"streaming test vectors to {case.board.name}/{case.variant.name}", total)
-    for i in range(total):
-        outputs.append(exported.decode_output(dut.infer(exported.vector_bytes(i)).output))
-        count(i + 1)
-    outputs = np.asarray(outputs).reshape(total, -1)
+    raw, cycles, requests = dut.infer_all([exported.vector_bytes(i) for i in range(total)], count)
+    outputs = np.asarray([exported.decode_output(out) for out in raw]).reshape(total, -1)
     labels = np.asarray(exported.test_labels[:total])
     reference = np.asarray(exported.host_reference[:total]).reshape(total, -1)
     python = None if exported.python_outputs is None else np.asarray(exported.python_outputs[:total])
@@ -46,7 +48,8 @@ def test_accuracy(dut, case, record, progress, run_config):
     else:
         predicted = variant.predicted_class(outputs)
         accuracy = float(np.mean(predicted == labels)) * 100
-        record("accuracy", accuracy, "%", dut.fidelity, n=total)
+        record("accuracy", accuracy, "%", dut.fidelity, n=total,
+               detail=f"{total} vectors in {requests} requests")
         if not probe:
             python_classes = variant.predicted_class(python.reshape(total, -1))
             py_accuracy = float(np.mean(python_classes == labels)) * 100
@@ -67,6 +70,10 @@ def test_accuracy(dut, case, record, progress, run_config):
         record("litert_agreement", float(np.mean(np.all(outputs == litert, axis=1))) * 100, "%",
                dut.fidelity, n=total, detail="device outputs equal to LiteRT's (ai-edge-litert), "
                "byte for byte: its optimised kernels may round differently (recorded, not asserted)")
+    dut.test_set["cycles"] = cycles            # the energy test's choice of input reads it
+    timed = record_test_set_latency(dut, cycles, record)
+    assert timed == total or dut.fidelity != "cycle-accurate", \
+        f"{total - timed} of {total} inferences untimed on a cycle-accurate simulator"
     if case.variant.integer_features:
         mismatched = np.flatnonzero(~np.all(outputs == reference, axis=1))
         assert agreement == 100.0, (f"{len(mismatched)} of {total} outputs differ from the host reference, "

@@ -1,11 +1,12 @@
 """Energy per inference and average power between the DUT's marker edges, MLPerf Tiny style:
 windows of N inferences lasting at least --energy-min-window-s, repeated --energy-windows
-times, the median reported and the spread kept. The same test on every backend; where the
+times, the median reported and the spread kept, on the test set's median-latency input. The same test on every backend; where the
 energy comes from is the monitor's business (--energy-monitor), and its fidelity says so:
 `hardware` from an instrument, `modelled` from the board's power model."""
 
 import pytest
 
+from harness.dut.timing import energy_input
 from harness.energy import EnergyError
 from harness.energy.measure import EMULATOR_MIN_WINDOW_S, MLPERF_MIN_WINDOW_S, measure_energy
 from harness.fidelity import HARDWARE, MODELLED, SIMULATED_INSTRUMENT
@@ -17,8 +18,9 @@ def test_energy(dut, case, record, energy_monitor, run_config):
     min_window = opt.energy_min_window_s or (
         MLPERF_MIN_WINDOW_S if case.backend == "hardware" else EMULATOR_MIN_WINDOW_S)
     failed = None
+    index, chosen = energy_input(dut, opt.vectors)
     try:
-        result = measure_energy(dut, energy_monitor, dut.exported.vector_bytes(0),
+        result = measure_energy(dut, energy_monitor, dut.exported.vector_bytes(index),
                                 min_window_s=min_window, windows=opt.energy_windows,
                                 warmup=opt.warmup)
     except EnergyError as exc:
@@ -27,7 +29,7 @@ def test_energy(dut, case, record, energy_monitor, run_config):
         partial = getattr(failed, "partial", None)
         if partial is not None:     # the windows measured before the failure are kept
             record_windows(record, partial, f"{len(partial.windows)} of {opt.energy_windows} "
-                           "windows, the rest failed; ")
+                           f"windows, the rest failed; {chosen}; ")
         record(FAILURE_METRIC, 1.0, FAILURE_UNIT, energy_monitor.fidelity,
                detail=f"kind=energy; {failed}")
         pytest.fail(str(failed), pytrace=False)
@@ -41,7 +43,7 @@ def test_energy(dut, case, record, energy_monitor, run_config):
         lowest = min(model.active_mw, model.idle_mw, model.sleep_mw)
         for window in result.windows:       # a mean of the model's figures lies between them
             assert lowest * 0.999 <= window.power_mw <= model.active_mw * 1.001, window
-    record_windows(record, result)
+    record_windows(record, result, f"{chosen}; ")
 
 
 def record_windows(record, result, note: str = "") -> None:

@@ -26,6 +26,7 @@ class TcpSerialBridge:
         while not self._stop.is_set():
             try:
                 client, _ = self.server.accept()
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # as QEMU's nodelay=on
             except (socket.timeout, OSError):
                 continue
             self.connections += 1

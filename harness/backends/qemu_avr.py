@@ -43,7 +43,7 @@ class QemuAvrBackend(Backend):
         # wait=on: the guest does not run until the harness has connected, so no byte is lost.
         return [str(find_tool(EXECUTABLE).path), "-M", machine, "-bios", str(firmware.elf),
                 "-nographic", "-monitor", "none",
-                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on"]
+                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
 
     def start(self, request: StartRequest) -> Target:
         board, firmware = request.board, request.firmware

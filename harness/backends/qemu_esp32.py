@@ -107,7 +107,7 @@ def command(qemu: Path, flash: Path, port: int, icount_shift: int | None = 3,
             download_mode: bool = False) -> list[str]:
     cmd = [str(qemu), "-nographic", "-machine", "esp32", "-nic", "none",
            "-drive", f"file={flash},if=mtd,format=raw", "-monitor", "none",
-           "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on"]
+           "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
     if icount_shift is not None:
         cmd += ["-icount", f"shift={icount_shift},sleep=off"]
     if download_mode:

@@ -166,6 +166,12 @@ class BuildJob:
         return (self.tmp / LINK_OVERFLOW).exists()
 
 
+def batch_bytes(board: Board) -> int:
+    """RAM the DUT keeps for one INFER_BATCH's results: a 32nd of the board's RAM (2 KB:
+    64 B), at most 4 KB; a host build (no RAM figure) takes the most."""
+    return min(board.ram_bytes // 32, 4096) if board.ram_bytes else 4096
+
+
 def common_defines(board: Board, exported, build_id: str) -> list[str]:
     """What the DUT runtime takes from the board file and the model variant."""
     variant = exported.variant
@@ -177,6 +183,7 @@ def common_defines(board: Board, exported, build_id: str) -> list[str]:
         f"-DTINYHIL_VECTOR_CAPACITY={max(variant.input_bytes, 4)}",
         f"-DTINYHIL_OUTPUT_CAPACITY={max(variant.output_bytes, 4)}",
         f"-DTINYHIL_MAX_RUNS={board.max_runs}",
+        f"-DTINYHIL_BATCH_BYTES={batch_bytes(board)}",
         f"-DTINYHIL_BUILD_ID={hex_bytes}",
         f"-DTINYHIL_FLAGS={1 if board.arch == 'host' else 0}",
     ]

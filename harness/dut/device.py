@@ -4,7 +4,8 @@ account of its link. Recovery rebinds its parts through `rebind`, never from out
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 import numpy as np
 
 from harness.backends.base import Target
@@ -30,6 +31,9 @@ class Dut:
     identity: Identity
     supervisor: object = None         # harness.dut.recovery.Supervisor: recovers from faults
     link_seen: tuple = ()             # link counters at the last `link` record (supervision)
+    #: this case's test set timed vector by vector ("cycles"), shared by the case's tests
+    #: across relaunches (harness.dut.timing)
+    test_set: dict = field(default_factory=dict)
 
     def rebind(self, target: Target | None = None, client: DutClient | None = None,
                identity: Identity | None = None) -> None:
@@ -74,6 +78,35 @@ class Dut:
             return self.client.infer(vector, runs=runs, warmup=warmup, timeout=timeout)
         return self.supervisor.call(lambda client: client.infer(vector, runs=runs, warmup=warmup,
                                                                 timeout=timeout), "INFER")
+
+    def infer_all(self, vectors: list[bytes], done: Callable[[int], None] | None = None
+                  ) -> tuple[list[bytes], list[int], int]:
+        """Each vector inferred once, as few round trips as the DUT allows (INFER_BATCH of up
+        to batch_max vectors; one INFER each when it takes none). Returns the outputs, each
+        vector's cycles (CYCLES_INVALID where the counter ran backwards) and the round trips."""
+        outputs: list[bytes] = []
+        cycles: list[int] = []
+        batch = self.identity.batch_max
+        requests = 0
+        while len(outputs) < len(vectors):
+            chunk = vectors[len(outputs):len(outputs) + max(batch, 1)]
+            if batch:
+                result = self._call(lambda client, c=chunk: client.infer_batch(
+                    c, timeout=self.reply_timeout(len(c))), "INFER_BATCH")
+                outputs += result.outputs
+                cycles += result.cycles
+            else:
+                result = self.infer(chunk[0])
+                outputs.append(result.output)
+                run = result.cycles[0]              # `loops` inferences on a host clock
+                cycles.append(run if run == CYCLES_INVALID else run // result.loops)
+            requests += 1
+            if done:
+                done(len(outputs))
+        return outputs, cycles, requests
+
+    def _call(self, op, what: str):
+        return op(self.client) if self.supervisor is None else self.supervisor.call(op, what)
 
     def reply_timeout(self, inferences: int) -> float:
         return self.client.timeout + 0.5 * inferences

@@ -105,6 +105,8 @@ class PortIdentity:
 
     def find(self) -> str | None:
         """The port's current path, or None while it is absent."""
+        if "://" in self.url:
+            return self.url          # a network URL (an emulator's socket) has no node to vanish
         if not self.serial_number:
             present = "://" in self.url or Path(self.url).exists()   # socket:// has no path
             return self.url if present else None

@@ -31,6 +31,7 @@ import serial
 
 from harness import workdirs
 from harness.errors import HarnessError
+from harness.protocol.link import open_serial
 
 KINDS = ("flip", "drop", "dup", "delay")
 
@@ -150,7 +151,7 @@ class FaultLink:
 
     def start(self) -> "FaultLink":
         try:
-            self._upstream = serial.serial_for_url(self.upstream_url, baudrate=self.baud, timeout=0.02)
+            self._upstream = open_serial(self.upstream_url, self.baud, timeout=0.02)
         except (serial.SerialException, OSError) as exc:
             raise HarnessError(f"the fault link cannot open the DUT's port {self.upstream_url}: {exc}") from None
         self._enumerate()

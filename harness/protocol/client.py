@@ -1,8 +1,9 @@
-"""The host side of wire protocol v2: a DUT client over any pyserial URL.
+"""The host side of wire protocol v3: a DUT client over any pyserial URL.
 
 Every request but LOAD gets one response carrying its sequence number. A corrupted or lost
-frame is never accepted: it is resent (the DUT says BAD_CRC at once when it can, a timeout
-covers the rest), and every request is idempotent, so a resend is always safe.
+frame is never accepted: it is resent with the same sequence number (the DUT says BAD_CRC at
+once when it can, a timeout covers the rest). The DUT answers a repeat of the inference it just
+served from its held result, so a resend never runs an inference twice.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import serial
 
 from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
+from harness.protocol.link import open_serial
 from harness.protocol.wire import (DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
                           Frame, crc16, encode)
 
-IDENTITY_FIXED = struct.Struct("<BBIIIHHHHBHB8s8s")
+IDENTITY_FIXED = struct.Struct("<BBIIIHHHHBHB8s8sH")
 # The longest IDENTITY: its fixed part and two length-prefixed names of up to 255 bytes.
 IDENTITY_MAX = IDENTITY_FIXED.size + 2 * 256
 
@@ -43,16 +45,17 @@ class Identity:
     build_id: str               # 16 hex digits
     board: str
     model_id: str
+    batch_max: int = 0          # vectors one INFER_BATCH may carry (0: one INFER per vector)
 
     @classmethod
     def parse(cls, payload: bytes) -> "Identity":
         if len(payload) < IDENTITY_FIXED.size + 2:
-            raise ProtocolError(f"IDENTITY reply is {len(payload)} bytes, too short for protocol v2")
+            raise ProtocolError(f"IDENTITY reply is {len(payload)} bytes, too short for protocol v{PROTOCOL_VERSION}")
         if payload[0] != PROTOCOL_VERSION:    # another layout: only the version is readable
             raise ProtocolError(f"the DUT speaks protocol v{payload[0]}, this harness "
                                 f"v{PROTOCOL_VERSION}: rebuild the firmware with this harness's runtime")
         (version, flags, clock, timer, resolution, max_payload, capacity, max_runs, in_count,
-         in_dtype, out_count, out_dtype, model_hash, build_id) = IDENTITY_FIXED.unpack_from(payload)
+         in_dtype, out_count, out_dtype, model_hash, build_id, batch_max) = IDENTITY_FIXED.unpack_from(payload)
         rest = payload[IDENTITY_FIXED.size:]
         board_len = rest[0]
         board = rest[1:1 + board_len].decode("ascii", "replace")
@@ -61,7 +64,7 @@ class Identity:
         return cls(version, flags, clock, timer, resolution, max_payload, capacity, max_runs, in_count,
                    DTYPE_NAME.get(in_dtype, f"?{in_dtype}"), out_count,
                    DTYPE_NAME.get(out_dtype, f"?{out_dtype}"), model_hash.hex(), build_id.hex(),
-                   board, model_id)
+                   board, model_id, batch_max)
 
 
 @dataclass
@@ -75,6 +78,13 @@ class InferResult:
     def inferences(self) -> int:
         """Inferences inside the marker window: every timed run's loops."""
         return len(self.cycles) * self.loops
+
+
+@dataclass
+class BatchResult:
+    outputs: list[bytes]         # raw output of each vector, in order
+    cycles: list[int]            # each vector's one inference, in counter ticks
+    roundtrip_s: float
 
 
 @dataclass
@@ -119,8 +129,10 @@ class DutClient:
         ident = self.identity
         if ident is None:
             return max(self.max_payload, IDENTITY_MAX)
-        result = 6 + ident.output_count * DTYPE_SIZE.get(ident.output_dtype, 4) + 4 * ident.max_runs
-        return max(ident.max_payload, result, IDENTITY_MAX)
+        out = ident.output_count * DTYPE_SIZE.get(ident.output_dtype, 4)
+        result = 6 + out + 4 * ident.max_runs
+        batch = 2 + ident.batch_max * (out + 4)          # BATCH_RESULT: outputs and cycles
+        return max(ident.max_payload, result, batch, IDENTITY_MAX)
 
     @classmethod
     def open(cls, url: str, baud: int = 115200, **kwargs) -> "DutClient":
@@ -131,8 +143,7 @@ class DutClient:
                                 "pass the right one with --port")
         try:
             # exclusive: a second program on the same port would steal bytes from either side
-            port = serial.serial_for_url(url, baudrate=baud, timeout=0.05,
-                                         **({"exclusive": True} if device else {}))
+            port = open_serial(url, baud, timeout=0.05, **({"exclusive": True} if device else {}))
         except (serial.SerialException, OSError, ValueError) as exc:   # ValueError: unknown URL scheme
             busy = "lock" in str(exc).lower() or "busy" in str(exc).lower()
             problem = "is busy: another program holds it" if busy else f"cannot be opened: {exc}"
@@ -179,6 +190,28 @@ class DutClient:
         cycles = list(struct.unpack_from(f"<{runs}I", frame.payload, 6 + out_len))
         return InferResult(output, cycles, roundtrip, max(loops, 1))
 
+    def infer_batch(self, vectors: list[bytes], timeout: float | None = None) -> BatchResult:
+        """Each vector once, in one request (at most Identity.batch_max of them)."""
+        identity = self.identity or self.identify()
+        if not 0 < len(vectors) <= identity.batch_max:
+            raise ValueError(f"a batch holds 1..{identity.batch_max} vectors on {identity.board}, "
+                             f"not {len(vectors)}")
+        started = time.perf_counter()
+        frame = self._request(MSG["INFER_BATCH"], struct.pack("<H", len(vectors)) + b"".join(vectors),
+                              MSG["BATCH_RESULT"], timeout=timeout)
+        roundtrip = time.perf_counter() - started
+        per = len(frame.payload) - 2
+        if per % len(vectors) or struct.unpack_from("<H", frame.payload)[0] != len(vectors):
+            raise ProtocolError(f"BATCH_RESULT of {len(frame.payload)} bytes does not hold "
+                                f"{len(vectors)} results")
+        per //= len(vectors)
+        outputs, cycles = [], []
+        for k in range(len(vectors)):
+            at = 2 + k * per
+            outputs.append(frame.payload[at:at + per - 4])
+            cycles.append(struct.unpack_from("<I", frame.payload, at + per - 4)[0])
+        return BatchResult(outputs, cycles, roundtrip)
+
     def _infer_loaded(self, head: bytes, vector: bytes, timeout: float | None) -> Frame:
         chunk = self.max_payload - 2
         check = struct.pack("<HH", len(vector), crc16(vector))
@@ -193,16 +226,22 @@ class DutClient:
                             f"after {self.retries + 1} tries: the link loses or corrupts too much")
 
     # --- framing ---------------------------------------------------------------------------
-    def _send(self, msg_type: int, payload: bytes) -> int:
+    def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFF
-        frame = encode(msg_type, self._seq, payload)
+        return self._seq
+
+    def _send(self, msg_type: int, payload: bytes, seq: int | None = None) -> int:
+        """One frame; a resend passes its request's `seq` (the DUT then answers from the
+        result it holds), a new request (and every LOAD) takes the next one."""
+        seq = self._next_seq() if seq is None else seq
+        frame = encode(msg_type, seq, payload)
         try:
             self.port.write(frame)
         except (serial.SerialException, OSError) as exc:
             raise LinkLost(f"writing to {self.port.portstr} failed: {exc}") from None
         self.stats.bytes_sent += len(frame)
         self._last_sent = len(frame)
-        return self._seq
+        return seq
 
     def _request(self, msg_type: int, payload: bytes, reply_type: int,
                  timeout: float | None = None, retries: int | None = None) -> Frame:
@@ -213,12 +252,13 @@ class DutClient:
         last_problem = "no reply"
         silent = damaged = 0
         timed_out = False
+        seq = self._next_seq()
         while silent <= retries and damaged <= self.corrupt_retries:
             if silent or damaged:
                 self.stats.resends += 1
             if timed_out:
                 self._resync()
-            seq = self._send(msg_type, payload)
+            self._send(msg_type, payload, seq)
             frame = self._await(seq, timeout or self.timeout)
             timed_out = frame is None
             if frame is None:
@@ -292,7 +332,7 @@ class DutClient:
             self.stats.frames_rejected += self._decoder.rejected - rejected
             for frame in frames:
                 if frame.seq == seq:
-                    return frame         # replies to earlier, resent requests are dropped
+                    return frame         # replies to earlier requests are dropped
             if self._decoder.rejected > rejected and len(self._decoder.buffer) < HEADER_SIZE:
                 return None              # a damaged reply: resend now, not after the timeout
             if deadline.expired():       # a stream of garbage must not hold us either

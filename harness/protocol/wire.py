@@ -1,4 +1,4 @@
-"""Wire protocol v2: the one source of its constants, and frame encoding/decoding.
+"""Wire protocol v3: the one source of its constants, and frame encoding/decoding.
 
 docs/protocol.md specifies it; devices/firmware/runtime/tinyhil_wire.h is generated from this
 module (`tinyhil gen-header`), and a test checks that the committed header matches.
@@ -9,6 +9,10 @@ Frame (all integers little endian):
 
 HCRC is CRC-8 (poly 0x07) over TYPE..LEN, so a corrupted length is rejected at once.
 CRC is CRC-16/CCITT-FALSE over TYPE..PAYLOAD.
+
+v3: a resent request keeps its SEQ, and the DUT answers a byte-identical repeat of the
+inference request it just served from that request's result (exactly once); INFER_BATCH
+carries several vectors in one request (how many: IDENTITY's batch_max, from the board's RAM).
 """
 
 from __future__ import annotations
@@ -17,14 +21,14 @@ import binascii
 import struct
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 SYNC = 0xA5
 HEADER_SIZE = 6          # SYNC TYPE SEQ LEN(2) HCRC
 TRAILER_SIZE = 2         # CRC-16
 OVERHEAD = HEADER_SIZE + TRAILER_SIZE
 
 # Message types. Requests come from the host; every request but LOAD gets exactly one
-# response carrying the request's SEQ.
+# response carrying the request's SEQ. A resend of a request carries the same SEQ.
 MSG = {
     "IDENTIFY": 0x01,        # host -> DUT, empty payload
     "IDENTITY": 0x81,        # DUT -> host
@@ -36,6 +40,10 @@ MSG = {
     # DUT -> host: runs u16, loops u32, output bytes, runs x cycles u32 (each run: `loops`
     # inferences back to back, so a host clock's coarse steps never read a run as 0 ticks)
     "RESULT": 0x84,
+    # host -> DUT: count u16, count whole vectors; each run once, timed alone
+    "INFER_BATCH": 0x06,
+    # DUT -> host: count u16, then per vector its output bytes and cycles u32
+    "BATCH_RESULT": 0x86,
     "ERROR": 0xEE,           # DUT -> host: code u8, detail u16
 }
 
@@ -48,6 +56,7 @@ ERR = {
     "RUNS_OUT_OF_RANGE": 5,  # runs is 0 or larger than the DUT's max_runs
     "BAD_OFFSET": 6,         # LOAD past the vector capacity
     "MODEL_FAILED": 7,       # the model returned non-zero
+    "BATCH_OUT_OF_RANGE": 8, # INFER_BATCH: count is 0 or above the DUT's batch_max (detail)
 }
 
 # IDENTITY flag bits.
@@ -69,12 +78,21 @@ MSG_NAME = {code: name for name, code in MSG.items()}
 ERR_NAME = {code: name for name, code in ERR.items()}
 
 
+def _crc8_bitwise(byte: int) -> int:
+    crc = byte
+    for _ in range(8):
+        crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+_CRC8_TABLE = bytes(_crc8_bitwise(b) for b in range(256))   # one lookup per byte, not 8 shifts
+
+
 def crc8(data: bytes) -> int:
+    """CRC-8 (poly 0x07, init 0); crc8(b"123456789") == 0xF4."""
     crc = 0
     for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        crc = _CRC8_TABLE[crc ^ byte]
     return crc
 
 

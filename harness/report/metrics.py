@@ -64,6 +64,15 @@ COLUMNS = (
            frozenset({REPORT, TREND}), device_time=True, better="lower"),
     Column("latency_median_cycles", "latency_cycles", "median", "cycles",
            "latency median (cycles)", _REPORT, device_time=True, better="lower"),
+    # The accuracy pass times every test vector once: the distribution over the inputs.
+    Column("set_latency_median_us", "set_latency_us", "median", "us", "test-set latency median (us)",
+           frozenset({REPORT, TREND}), device_time=True, better="lower"),
+    Column("set_latency_p95_us", "set_latency_us", "p95", "us", "test-set latency p95 (us)",
+           _REPORT, device_time=True, better="lower"),
+    Column("set_latency_max_us", "set_latency_us", "max", "us", "test-set latency max (us)",
+           frozenset({REPORT, TREND}), device_time=True, better="lower"),
+    Column("slowest_input", "slowest_input", None, "index", "slowest input (test vector)", _REPORT,
+           device_time=True, digits=0),
     Column("flash_bytes", "flash_bytes", None, "B", "flash (B)", _ALL, digits=0, better="lower"),
     Column("flash_limit_bytes", "flash_limit_bytes", None, "B", "flash limit (B)", _REPORT, digits=0),
     Column("ram_bytes", "ram_bytes", None, "B", "static RAM (B)", _ALL, digits=0, better="lower"),
@@ -86,11 +95,14 @@ BY_KEY = {c.key: c for c in COLUMNS}
 # Energy comes with power and supply (one monitor gives all three), and has its own fidelity.
 ENERGY_KEYS = ("energy_uj", "power_mw", "supply_v")
 ENERGY_METRICS = ENERGY_KEYS
-OPTIONAL_KEYS = ENERGY_KEYS + ("host_roundtrip_ms",)   # a column only when some run measured it
+SET_LATENCY_KEYS = ("set_latency_median_us", "set_latency_p95_us", "set_latency_max_us", "slowest_input")
+OPTIONAL_KEYS = ENERGY_KEYS + ("host_roundtrip_ms",) + SET_LATENCY_KEYS   # a column only when some run measured it
 # Per-layer cycles of an int8 network (detail: the layer's name): a device time, but no table
 # column (one row holds many layers); the HTML report draws them as bars.
 LAYER_CYCLES = "layer_cycles"
-DEVICE_TIME_METRICS = frozenset(c.metric for c in COLUMNS if c.device_time) | {LAYER_CYCLES}
+# Every test vector's cycles in one record (harness.dut.timing): a device time, no column.
+VECTOR_CYCLES = "vector_cycles"
+DEVICE_TIME_METRICS = frozenset(c.metric for c in COLUMNS if c.device_time) | {LAYER_CYCLES, VECTOR_CYCLES}
 
 
 def columns(view: str) -> list[Column]:

@@ -46,6 +46,7 @@ class Session:
         self._exports: dict[str, ExportedModel] = {}
         self._firmware: dict[str, Firmware] = {}
         self._running: dict[tuple[str, str], tuple[str, Dut]] = {}
+        self._test_sets: dict[tuple[str, str, str], dict] = {}   # Dut.test_set, per case
         self.targets: list[dict] = []          # every target started: for the manifest and summary
         self.run_lock = None                   # harness.results.runlock.RunLock, when held
 
@@ -124,7 +125,9 @@ class Session:
         return self._exports[variant.name]
 
     def firmware(self, case: Case) -> Firmware:
-        key = f"{case.board.name}/{case.variant.name}"
+        """The case's build; for an emulator at the board's emulator UART rate (a hardware run
+        keeps the board's own rate: its USB-serial bridge is set to it)."""
+        key = f"{case.board.name}/{case.variant.name}/{case.backend == 'hardware'}"
         if key not in self._firmware:
             if self.pio is not None and self.firmware_path is None:
                 from harness.build import platformio           # the user's project builds itself
@@ -134,7 +137,8 @@ class Session:
                 self._firmware[key] = load_prebuilt(case.board, self.firmware_path,
                                                     self.exported(case.variant))
             else:
-                self._firmware[key] = build_firmware(case.board, self.exported(case.variant))
+                board = case.board if case.backend == "hardware" else case.board.for_emulator()
+                self._firmware[key] = build_firmware(board, self.exported(case.variant))
         return self._firmware[key]
 
     def recorder_for(self, case: Case, firmware: Firmware, fidelity: str):
@@ -165,7 +169,8 @@ class Session:
             raise
         if firmware.prebuilt:           # the user's own build: its build id is whatever it reports
             firmware.build_id = identity.build_id
-        dut = Dut(target, firmware, self.exported(case.variant), client, identity)
+        dut = Dut(target, firmware, self.exported(case.variant), client, identity,
+                  test_set=self._test_sets.setdefault((case.board.name, case.backend, case.variant.name), {}))
         try:
             dut.check_identity()
         except Exception:

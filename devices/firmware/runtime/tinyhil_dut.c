@@ -1,5 +1,5 @@
 /* DUT runtime: frame parser, request dispatch and the timed inference loop.
- * Wire protocol v2, specified in docs/protocol.md; constants come from tinyhil_wire.h,
+ * Wire protocol v3, specified in docs/protocol.md; constants come from tinyhil_wire.h,
  * which is generated from harness/wire.py. The parser takes any byte stream: a frame is
  * acted on only when its header CRC-8 and its CRC-16 both check out. */
 #include <stdint.h>
@@ -29,6 +29,11 @@
 #ifndef TINYHIL_MAX_RUNS
 #define TINYHIL_MAX_RUNS 16
 #endif
+/* Bytes kept for the last INFER_BATCH's results (outputs and cycles), sized from the board's
+ * RAM: how many vectors one request may carry follows from it (IDENTITY's batch_max). */
+#ifndef TINYHIL_BATCH_BYTES
+#define TINYHIL_BATCH_BYTES 0
+#endif
 #ifndef TINYHIL_BUILD_ID
 #define TINYHIL_BUILD_ID 0, 0, 0, 0, 0, 0, 0, 0
 #endif
@@ -52,6 +57,17 @@ static uint32_t counter_overhead;   /* cycles one back-to-back counter read cost
 static uint32_t counter_resolution; /* smallest step the counter was seen to move by */
 static uint32_t min_timed_ticks;    /* shortest timed run worth reporting (0: one inference) */
 static uint8_t identified;          /* IDENTITY sent since boot: zeroed by every reset */
+static uint8_t batch_result[TINYHIL_BATCH_BYTES ? TINYHIL_BATCH_BYTES : 1];
+
+/* Exactly once: the request whose result is held (OUTPUT and run_cycles, or batch_result).
+ * A resent request keeps its SEQ, so a byte-identical repeat of it (same TYPE, SEQ and CRC)
+ * is answered from that result, never run again: an energy window or a per-vector cycle
+ * count is never doubled by a noisy link. Any other request clears it. */
+static uint8_t served;              /* 0: nothing held; else the held result's type */
+static uint8_t served_seq;
+static uint16_t served_crc, served_runs, served_count;
+static uint32_t served_loops;
+static uint16_t frame_crc;          /* CRC-16 of the frame being dispatched */
 
 /* Parser state. */
 enum { HUNT, HEADER, BODY, TRAILER };
@@ -62,6 +78,14 @@ static uint16_t length, filled;
 static uint16_t running_crc;
 static uint8_t trailer[2];
 
+#if defined(__AVR__)
+/* avr-libc's CRC steps (inline assembly) are the same CRCs: CRC-8 poly 0x07 and the MSB-first
+ * poly 0x1021 step of CRC-16/CCITT-FALSE. The bit loops below cost ~100 cycles a byte, more
+ * than a byte lasts on an emulator's 2 Mbaud UART. */
+#include <util/crc16.h>
+static uint8_t crc8_update(uint8_t crc, uint8_t byte) { return _crc8_ccitt_update(crc, byte); }
+static uint16_t crc16_update(uint16_t crc, uint8_t byte) { return _crc_xmodem_update(crc, byte); }
+#else
 static uint8_t crc8_update(uint8_t crc, uint8_t byte)
 {
     crc ^= byte;
@@ -77,6 +101,7 @@ static uint16_t crc16_update(uint16_t crc, uint8_t byte)
         crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
     return crc;
 }
+#endif
 
 static uint16_t crc16_block(const uint8_t *data, uint16_t len)
 {
@@ -155,6 +180,17 @@ static uint16_t output_bytes(void)
     return (uint16_t)(tinyhil_model_info.output_count * dtype_size(tinyhil_model_info.output_dtype));
 }
 
+/* Vectors one INFER_BATCH may carry: as many as the payload and batch_result both hold. */
+static uint16_t batch_max(void)
+{
+    uint16_t in = input_bytes(), per = (uint16_t)(output_bytes() + 4);
+    if (in == 0 || TINYHIL_MAX_PAYLOAD < 2 + in)
+        return 0;
+    uint16_t by_payload = (uint16_t)((TINYHIL_MAX_PAYLOAD - 2) / in);
+    uint16_t by_ram = (uint16_t)(TINYHIL_BATCH_BYTES / per);
+    return by_payload < by_ram ? by_payload : by_ram;
+}
+
 static void send_identity(uint8_t seq)
 {
     const char *board = TINYHIL_BOARD_NAME;
@@ -162,7 +198,7 @@ static void send_identity(uint8_t seq)
     uint8_t board_len = (uint8_t)strlen(board), model_len = (uint8_t)strlen(model);
     uint8_t fixed[2] = {TINYHIL_PROTOCOL_VERSION,
                         (uint8_t)(TINYHIL_FLAGS | (identified ? TINYHIL_FLAG_IDENTIFIED_BEFORE : 0))};
-    tx_begin(TINYHIL_MSG_IDENTITY, seq, (uint16_t)(2 + 4 + 4 + 4 + 2 + 2 + 2 + 3 + 3 + 8 + 8 + 1 + board_len + 1 + model_len));
+    tx_begin(TINYHIL_MSG_IDENTITY, seq, (uint16_t)(2 + 4 + 4 + 4 + 2 + 2 + 2 + 3 + 3 + 8 + 8 + 2 + 1 + board_len + 1 + model_len));
     tx_bytes(fixed, 2);
     tx_u32(TINYHIL_CLOCK_HZ);
     tx_u32(tinyhil_port_timer_hz());
@@ -176,6 +212,7 @@ static void send_identity(uint8_t seq)
     tx_bytes(&tinyhil_model_info.output_dtype, 1);
     tx_bytes(tinyhil_model_info.hash, 8);
     tx_bytes(build_id, 8);
+    tx_u16(batch_max());
     tx_bytes(&board_len, 1);
     tx_bytes((const uint8_t *)board, board_len);
     tx_bytes(&model_len, 1);
@@ -201,6 +238,25 @@ static uint32_t calibrate_loops(int *failed)
     return loops;
 }
 
+static void send_result(uint8_t seq);
+static void send_batch_result(uint8_t seq);
+
+/* One timed run of `loops` inferences on VECTOR, in counter ticks less the counter's own
+ * cost; the latency suite's runs and a batch's vectors are timed by this same code, so a
+ * vector's cycles are the same figure either way. */
+static uint32_t timed_run(uint32_t loops, int *failed)
+{
+    uint32_t start = tinyhil_port_cycles();
+    for (uint32_t j = 0; j < loops && !*failed; j++)
+        *failed = tinyhil_model_infer(VECTOR, OUTPUT);
+    uint32_t spent = tinyhil_port_cycles() - start;
+    /* A counter that ran backwards (an emulator whose timer lags its overflow flag) gives no
+     * figure rather than a wrong one. */
+    if (spent & 0x80000000UL)
+        return TINYHIL_CYCLES_INVALID;
+    return spent > counter_overhead ? spent - counter_overhead : 0;
+}
+
 /* Warm-up runs, then `runs` timed runs (each `loops` inferences) with the marker high around
  * the timed loop alone. */
 static void run_inference(uint8_t seq, uint16_t runs, uint16_t warmup)
@@ -214,31 +270,65 @@ static void run_inference(uint8_t seq, uint16_t runs, uint16_t warmup)
         return;
     }
     tinyhil_port_marker(1);
-    for (uint16_t i = 0; i < runs && !failed; i++) {
-        uint32_t start = tinyhil_port_cycles();
-        for (uint32_t j = 0; j < loops && !failed; j++)
-            failed = tinyhil_model_infer(VECTOR, OUTPUT);
-        uint32_t spent = tinyhil_port_cycles() - start;
-        /* A counter that ran backwards (an emulator whose timer lags its overflow flag)
-         * gives no figure rather than a wrong one. */
-        if (spent & 0x80000000UL)
-            run_cycles[i] = TINYHIL_CYCLES_INVALID;
-        else
-            run_cycles[i] = spent > counter_overhead ? spent - counter_overhead : 0;
-    }
+    for (uint16_t i = 0; i < runs && !failed; i++)
+        run_cycles[i] = timed_run(loops, &failed);
     tinyhil_port_marker(0);
     if (failed) {
         send_error(seq, TINYHIL_ERR_MODEL_FAILED, 0);
         return;
     }
+    served_runs = runs;
+    served_loops = loops;
+    send_result(seq);
+}
+
+static void send_result(uint8_t seq)
+{
     uint16_t out_len = output_bytes();
-    tx_begin(TINYHIL_MSG_RESULT, seq, (uint16_t)(6 + out_len + 4 * runs));
-    tx_u16(runs);
-    tx_u32(loops);
+    tx_begin(TINYHIL_MSG_RESULT, seq, (uint16_t)(6 + out_len + 4 * served_runs));
+    tx_u16(served_runs);
+    tx_u32(served_loops);
     tx_bytes(OUTPUT, out_len);
-    for (uint16_t i = 0; i < runs; i++)
+    for (uint16_t i = 0; i < served_runs; i++)
         tx_u32(run_cycles[i]);
     tx_end();
+    served = TINYHIL_MSG_RESULT;
+    served_seq = seq;
+    served_crc = frame_crc;
+}
+
+/* INFER_BATCH: each vector once, timed alone (a test set's per-vector cycles). Results are
+ * kept in batch_result first, so a repeat of this request can be answered from them. */
+static void run_batch(uint8_t seq, uint16_t count)
+{
+    uint16_t in = input_bytes(), out = output_bytes(), per = (uint16_t)(out + 4);
+    for (uint16_t k = 0; k < count; k++) {
+        memcpy(VECTOR, payload + 2 + (uint32_t)k * in, in);
+        int failed = 0;
+        uint32_t spent = timed_run(1, &failed);
+        if (failed) {
+            send_error(seq, TINYHIL_ERR_MODEL_FAILED, k);
+            return;
+        }
+        uint8_t *slot = batch_result + (uint32_t)k * per;
+        memcpy(slot, OUTPUT, out);
+        for (uint8_t b = 0; b < 4; b++)
+            slot[out + b] = (uint8_t)(spent >> (8 * b));
+    }
+    served_count = count;
+    send_batch_result(seq);
+}
+
+static void send_batch_result(uint8_t seq)
+{
+    uint16_t len = (uint16_t)(served_count * (output_bytes() + 4));
+    tx_begin(TINYHIL_MSG_BATCH_RESULT, seq, (uint16_t)(2 + len));
+    tx_u16(served_count);
+    tx_bytes(batch_result, len);
+    tx_end();
+    served = TINYHIL_MSG_BATCH_RESULT;
+    served_seq = seq;
+    served_crc = frame_crc;
 }
 
 static void dispatch(uint8_t type, uint8_t seq)
@@ -289,6 +379,19 @@ static void dispatch(uint8_t type, uint8_t seq)
         }
         run_inference(seq, get_u16(payload), get_u16(payload + 2));
         break;
+    case TINYHIL_MSG_INFER_BATCH: {
+        uint16_t count = length >= 2 ? get_u16(payload) : 0;
+        if (count == 0 || count > batch_max()) {
+            send_error(seq, TINYHIL_ERR_BATCH_OUT_OF_RANGE, batch_max());
+            break;
+        }
+        if (length != 2 + (uint32_t)count * need) {
+            send_error(seq, TINYHIL_ERR_BAD_LENGTH, (uint16_t)(2 + count * need));
+            break;
+        }
+        run_batch(seq, count);
+        break;
+    }
     default:
         send_error(seq, TINYHIL_ERR_UNKNOWN_TYPE, type);
         break;
@@ -338,8 +441,21 @@ void tinyhil_dut_feed(uint8_t byte)
         if (filled < 2)
             break;
         state = HUNT;
-        if (get_u16(trailer) == running_crc)
+        if (get_u16(trailer) == running_crc) {
+            if (served && header[1] == served_seq && running_crc == served_crc &&
+                (header[0] == TINYHIL_MSG_INFER || header[0] == TINYHIL_MSG_INFER_LOADED ||
+                 header[0] == TINYHIL_MSG_INFER_BATCH)) {
+                /* A resend of the request just served: its held result, not a second run. */
+                if (served == TINYHIL_MSG_RESULT)
+                    send_result(header[1]);
+                else
+                    send_batch_result(header[1]);
+                break;
+            }
+            served = 0;
+            frame_crc = running_crc;
             dispatch(header[0], header[1]);
+        }
         else if (header[0] != TINYHIL_MSG_LOAD)
             /* The header was sound, so the host can be told at once which request to resend. */
             send_error(header[1], TINYHIL_ERR_BAD_CRC, running_crc);

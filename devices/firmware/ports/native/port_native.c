@@ -98,13 +98,22 @@ void tinyhil_port_init(void)
     arm_reset();
 }
 
+/* Whatever the host has written, in one read: a syscall per byte would cost more than
+ * the inference. */
+static uint8_t in[4096];
+static size_t in_len, in_at;
+
 uint8_t tinyhil_port_read(void)
 {
+    if (in_at < in_len)
+        return in[in_at++];
     for (;;) {
-        uint8_t byte;
-        ssize_t got = read(master, &byte, 1);
-        if (got == 1)
-            return byte;
+        ssize_t got = read(master, in, sizeof in);
+        if (got > 0) {
+            in_len = (size_t)got;
+            in_at = 1;
+            return in[0];
+        }
         if (got < 0 && errno != EINTR && errno != EAGAIN && errno != EIO) {
             perror("tinyhil native: read");
             exit(1);
