@@ -152,14 +152,7 @@ def _tflite_model(path: Path, where: str, name: str, t: dict, exporters: list) -
     if exporters not in ([], [TFLITE_EXPORTER]):
         raise HarnessError(f"{where}: a tflite model is exported by {TFLITE_EXPORTER} only: "
                            f"drop exporters or write exporters = [\"{TFLITE_EXPORTER}\"]")
-    files = {}
-    for key in ("tflite", "test_data"):
-        if key not in t:
-            raise HarnessError(f"{where}: no {key}: add {key} = \"FILE\"")
-        f = (path.parent / t[key]).resolve()
-        if not f.is_file():
-            raise HarnessError(f"{where}: {key} file {f} not found: fix the path (relative to {path.parent})")
-        files[key], files[f"{key}_sha256"] = str(f), hashlib.sha256(f.read_bytes()).hexdigest()
+    files = _files(path, where, t, ("tflite", "test_data"))
     from harness.int8 import flatbuffer
     try:
         graph = flatbuffer.read(Path(files["tflite"]).read_bytes())
@@ -190,11 +183,13 @@ def _is_regressor(est) -> bool:
     return is_regressor(est)
 
 
-def _files(path: Path, where: str, t: dict) -> dict:
+def _files(path: Path, where: str, t: dict, keys=("estimator", "test_data")) -> dict:
+    """The files a [[model]] names, resolved against the models file, with their digests."""
     out = {}
-    for key in ("estimator", "test_data"):
+    for key in keys:
         if key not in t:
-            raise HarnessError(f"{where}: no {key}: add {key} = \"FILE\" (or a [model.recipe])")
+            raise HarnessError(f"{where}: no {key}: add {key} = \"FILE\""
+                               + (" (or a [model.recipe])" if key == "estimator" else ""))
         f = (path.parent / t[key]).resolve()
         if not f.is_file():
             raise HarnessError(f"{where}: {key} file {f} not found: fix the path (relative to {path.parent})")

@@ -57,3 +57,19 @@ def test_own_tflite_models_on_native_and_uno(models_file, tmp_path):
         "00 CONV_2D", "01 ADD", "02 MEAN", "03 LOGISTIC"]
     assert (layers.value > 0).all() and set(layers.fidelity) == {"cycle-accurate"}
     assert by.loc[("uno", "mlp_int8", "cycles_per_mac")].value > 1
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('tflite = "nope.tflite"\ntest_data = "mlp.npz"', "tflite file .* not found: fix the path"),
+    ('tflite = "mlp.tflite"\ntest_data = "residual.npz"', "the model takes 24 inputs .* has 75 columns"),
+    ('tflite = "mlp.tflite"\ntest_data = "mlp.npz"\nexporters = ["emlearn"]', "exported by tinyhil-int8 only"),
+    ('tflite = "mlp.npz"\ntest_data = "mlp.npz"', "not a .tflite flatbuffer"),
+])
+def test_bad_tflite_model_is_one_line(models_file, text, problem):
+    from harness.errors import HarnessError
+    from harness.models import modelfile
+    bad = models_file.parent / "bad.toml"
+    bad.write_text(f'[[model]]\nname = "x"\n{text}\n')
+    with pytest.raises(HarnessError, match=problem) as e:
+        modelfile.load(bad)
+    assert "\n" not in str(e.value)
