@@ -18,7 +18,7 @@ def test_energy(dut, case, record, energy_monitor, run_config):
     min_window = opt.energy_min_window_s or (
         MLPERF_MIN_WINDOW_S if case.backend == "hardware" else EMULATOR_MIN_WINDOW_S)
     failed = None
-    index, chosen = energy_input(dut, opt.vectors)
+    index, chosen = energy_input(dut)
     try:
         result = measure_energy(dut, energy_monitor, dut.exported.vector_bytes(index),
                                 min_window_s=min_window, windows=opt.energy_windows,

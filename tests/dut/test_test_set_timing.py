@@ -49,6 +49,8 @@ def test_batched_cycles_equal_each_vector_timed_alone_and_fill_the_table(tmp_pat
         assert table["set_latency_max_us"].iloc[0] == dut.cycles_to_us(max(cycles))
         assert table["slowest_input"].iloc[0] == slowest
 
+        assert energy_input(dut) == (0, "test vector 0 (the accuracy pass did not time this "
+                                        "case's test set in this run)")
         dut.test_set["cycles"] = cycles
         index, note = energy_input(dut)
         assert index == median_input(cycles) and "median-latency input" in note

@@ -122,6 +122,10 @@ def test_only_a_simulated_ppk2_may_measure_an_emulator(tmp_path, no_stray_thread
 def board_file(folder: Path, port: str, ampere_meter: bool) -> None:
     text = (devices_dir() / "boards" / f"{BASE.name}.toml").read_text()
     text = re.sub(rf'^name = "{BASE.name}"$', f'name = "{BOARD}"', text, count=1, flags=re.M)
+    # An instrument measures a real board, at its real UART rate: the emulator's 2 Mbaud would
+    # shrink the marker-low gaps between pulses to a few samples, where the simulated PPK2's
+    # session boundaries can catch the previous pulse.
+    text = re.sub(r"^emulator_baud.*$", "", text, flags=re.M)
     table = f'\n[energy_monitor]\nkind = "ppk2"\nport = "{port}"\nmarker_input = 0\n'
     if not ampere_meter:
         table += "source_voltage_mv = 5000\n"      # else: the [power] table's supply_v
