@@ -87,9 +87,11 @@ class Dut:
         outputs: list[bytes] = []
         cycles: list[int] = []
         batch = self.identity.batch_max
+        size = max(batch, 1)      # shrinks on a link that loses frames: a long one rarely gets through
         requests = 0
         while len(outputs) < len(vectors):
-            chunk = vectors[len(outputs):len(outputs) + max(batch, 1)]
+            chunk = vectors[len(outputs):len(outputs) + size]
+            resends = self.client.stats.resends
             if batch:
                 result = self._call(lambda client, c=chunk: client.infer_batch(
                     c, timeout=self.reply_timeout(len(c))), "INFER_BATCH")
@@ -101,6 +103,8 @@ class Dut:
                 run = result.cycles[0]              # `loops` inferences on a host clock
                 cycles.append(run if run == CYCLES_INVALID else run // result.loops)
             requests += 1
+            # Halve after a request that had to be resent, double back after a clean one.
+            size = max(1, size // 2) if self.client.stats.resends > resends else min(max(batch, 1), size * 2)
             if done:
                 done(len(outputs))
         return outputs, cycles, requests

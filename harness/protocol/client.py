@@ -97,6 +97,7 @@ class LinkStats:
     crc_errors_reported: int = 0     # BAD_CRC replies from the DUT
     frames_rejected: int = 0         # frames the host's decoder refused
     vector_reloads: int = 0
+    quick_resends: int = 0           # resends after a short wait on a link that has lost frames
 
 
 @dataclass
@@ -118,6 +119,8 @@ class DutClient:
     alive_check: Callable[[], tuple[str, str] | None] | None = None
 
     def __post_init__(self):
+        # Smoothed round trip per (request type, payload length), from replies to a first send.
+        self._srtt: dict[tuple[int, int], float] = {}
         self._seq = 0
         self._decoder = Decoder(self.reply_limit)
         self._last_sent = 0
@@ -253,14 +256,24 @@ class DutClient:
         silent = damaged = 0
         timed_out = False
         seq = self._next_seq()
+        kind, quick_tries = (msg_type, len(payload)), 0
         while silent <= retries and damaged <= self.corrupt_retries:
-            if silent or damaged:
+            if silent or damaged or quick_tries:
                 self.stats.resends += 1
             if timed_out:
                 self._resync()
+            quick = self._quick_wait(kind) if quick_tries < QUICK_TRIES else None
+            sent = time.perf_counter()
             self._send(msg_type, payload, seq)
-            frame = self._await(seq, timeout or self.timeout)
+            frame = self._await(seq, quick or timeout or self.timeout)
             timed_out = frame is None
+            if frame is None and quick:
+                quick_tries += 1     # resent at once; the DUT answers a repeat without rerunning it
+                self.stats.quick_resends += 1
+                continue
+            if frame is not None and not (silent or damaged or quick_tries):
+                rtt = time.perf_counter() - sent   # a first send's reply only (Karn's rule)
+                self._srtt[kind] = rtt if kind not in self._srtt else 0.875 * self._srtt[kind] + 0.125 * rtt
             if frame is None:
                 self.stats.timeouts += 1
                 last_problem = f"no reply within {timeout or self.timeout:.1f} s"
@@ -296,6 +309,15 @@ class DutClient:
         raise NoReply(f"{_name(msg_type)} failed after {silent + damaged} tries on "
                             f"{self.port.portstr}: {last_problem}. Is the board running the tinyhil "
                             "firmware, at the right baud rate?")
+
+    def _quick_wait(self, kind: tuple[int, int]) -> float | None:
+        """On a link that has already lost frames, a lost request or reply is resent after a
+        few round trips, not after the whole reply timeout (a noisy link would otherwise spend
+        nearly all its time waiting). Safe because a repeated request keeps its SEQ and the DUT
+        answers it from its held result. A clean link always waits the whole timeout."""
+        if not self.stats.resends or kind not in self._srtt:
+            return None
+        return QUICK_FLOOR_S + QUICK_RTTS * self._srtt[kind]
 
     def _resync(self) -> None:
         """After a lost reply the DUT's parser may sit inside a frame that lost a byte, waiting
@@ -337,6 +359,13 @@ class DutClient:
                 return None              # a damaged reply: resend now, not after the timeout
             if deadline.expired():       # a stream of garbage must not hold us either
                 return None
+
+
+# A quick resend waits QUICK_FLOOR_S + QUICK_RTTS round trips (of the DUT's CPU time, like
+# every reply deadline), at most QUICK_TRIES times per request before the full timeout.
+QUICK_FLOOR_S = 0.02
+QUICK_RTTS = 4
+QUICK_TRIES = 3
 
 
 class NoReply(ProtocolError):
