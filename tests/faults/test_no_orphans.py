@@ -62,8 +62,11 @@ def simavr_run(tmp_path):
                "suites/test_accuracy.py", "suites/test_latency.py", "--board=uno",
                "--backend=simavr", "--latency-runs=200", f"--results-dir={tmp_path}",
                "--run-id=victim"]
+    # A shell's background job starts with SIGINT ignored, and Python then keeps it ignored:
+    # give the run the default, as a terminal's Ctrl-C (or a CI runner) meets it.
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, TAG: tag})
+                            env={**os.environ, TAG: tag},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     jsonl = tmp_path / "victim" / RECORDS_JSONL
     bridge = wait_for(lambda: jsonl.exists() and [p for p in tagged(tag) if "tinyhil-simavr" in p[1]],
                       timeout=240, step=0.05)
