@@ -76,18 +76,32 @@ def pytest_configure(config):
     _interrupt_on_sigterm()
 
 
+_SIGNALLED: list[str] = []      # the signals that asked this run to stop
+
+
 def _interrupt_on_sigterm() -> None:
     """A CI timeout sends SIGTERM: end the run as Ctrl-C does, so every DUT is stopped and
-    the manifest says `interrupted` (by default SIGTERM kills Python with no clean-up)."""
+    the manifest says `interrupted` (by default SIGTERM kills Python with no clean-up). Both
+    signals are remembered too: a KeyboardInterrupt raised where Python cannot pass it on (a
+    finaliser, a callback) is lost, and the next test then stops the run instead."""
     import signal
     import threading
 
     def interrupt(signum, frame):
+        _SIGNALLED.append(signal.Signals(signum).name)
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
-    if (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupt)
+
+
+def pytest_runtest_setup(item):
+    if _SIGNALLED and tinyhil_active(item.config):
+        raise KeyboardInterrupt(f"signal {_SIGNALLED[0]}")
 
 
 def build_session(config):
@@ -278,7 +292,8 @@ def record(case, firmware, tinyhil_session):
 def pytest_sessionfinish(session, exitstatus):
     tinyhil = session.config.stash.get(SESSION_KEY, None)
     if tinyhil is not None and not session.config.option.collectonly:
-        status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or _SIGNALLED
+        status = "interrupted" if interrupted else "complete"
         tinyhil.close(status)
 
 
