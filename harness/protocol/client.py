@@ -262,7 +262,7 @@ class DutClient:
                 self.stats.resends += 1
             if timed_out:
                 self._resync()
-            quick = self._quick_wait(kind) if quick_tries < QUICK_TRIES else None
+            quick = self._quick_wait(kind, timeout or self.timeout) if quick_tries < QUICK_TRIES else None
             sent = time.perf_counter()
             self._send(msg_type, payload, seq)
             frame = self._await(seq, quick or timeout or self.timeout)
@@ -310,14 +310,16 @@ class DutClient:
                             f"{self.port.portstr}: {last_problem}. Is the board running the tinyhil "
                             "firmware, at the right baud rate?")
 
-    def _quick_wait(self, kind: tuple[int, int]) -> float | None:
+    def _quick_wait(self, kind: tuple[int, int], timeout: float) -> float | None:
         """On a link that has already lost frames, a lost request or reply is resent after a
         few round trips, not after the whole reply timeout (a noisy link would otherwise spend
         nearly all its time waiting). Safe because a repeated request keeps its SEQ and the DUT
         answers it from its held result. A clean link always waits the whole timeout."""
-        if not self.stats.resends or kind not in self._srtt:
+        if not self.stats.resends:
             return None
-        return QUICK_FLOOR_S + QUICK_RTTS * self._srtt[kind]
+        if kind not in self._srtt:        # no round trip of this kind seen yet: a share of the wait
+            return timeout / 4
+        return min(timeout, QUICK_FLOOR_S + QUICK_RTTS * self._srtt[kind])
 
     def _resync(self) -> None:
         """After a lost reply the DUT's parser may sit inside a frame that lost a byte, waiting
@@ -335,6 +337,15 @@ class DutClient:
         self.stats.bytes_sent += len(padding)
 
     def _await(self, seq: int, timeout: float) -> Frame | None:
+        read_timeout = self.port.timeout
+        if read_timeout and timeout < 4 * read_timeout:    # a quick wait: look more often
+            self.port.timeout = max(0.002, timeout / 4)
+        try:
+            return self._await_frame(seq, timeout)
+        finally:
+            self.port.timeout = read_timeout
+
+    def _await_frame(self, seq: int, timeout: float) -> Frame | None:
         deadline = ProgressDeadline(self.watch_pid, timeout)
         self._heard = False
         while True:
@@ -365,7 +376,7 @@ class DutClient:
 # every reply deadline), at most QUICK_TRIES times per request before the full timeout.
 QUICK_FLOOR_S = 0.02
 QUICK_RTTS = 4
-QUICK_TRIES = 3
+QUICK_TRIES = 10
 
 
 class NoReply(ProtocolError):
