@@ -146,7 +146,8 @@ class DutClient:
                                 "pass the right one with --port")
         try:
             # exclusive: a second program on the same port would steal bytes from either side
-            port = open_serial(url, baud, timeout=0.05, **({"exclusive": True} if device else {}))
+            # Reads return within READ_STEP_S: a quick resend's short wait is kept to that step.
+            port = open_serial(url, baud, timeout=READ_STEP_S, **({"exclusive": True} if device else {}))
         except (serial.SerialException, OSError, ValueError) as exc:   # ValueError: unknown URL scheme
             busy = "lock" in str(exc).lower() or "busy" in str(exc).lower()
             problem = "is busy: another program holds it" if busy else f"cannot be opened: {exc}"
@@ -337,15 +338,6 @@ class DutClient:
         self.stats.bytes_sent += len(padding)
 
     def _await(self, seq: int, timeout: float) -> Frame | None:
-        read_timeout = self.port.timeout
-        if read_timeout and timeout < 4 * read_timeout:    # a quick wait: look more often
-            self.port.timeout = max(0.002, timeout / 4)
-        try:
-            return self._await_frame(seq, timeout)
-        finally:
-            self.port.timeout = read_timeout
-
-    def _await_frame(self, seq: int, timeout: float) -> Frame | None:
         deadline = ProgressDeadline(self.watch_pid, timeout)
         self._heard = False
         while True:
@@ -375,6 +367,7 @@ class DutClient:
 # A quick resend waits QUICK_FLOOR_S + QUICK_RTTS round trips (of the DUT's CPU time, like
 # every reply deadline), at most QUICK_TRIES times per request before the full timeout.
 QUICK_FLOOR_S = 0.02
+READ_STEP_S = 0.01
 QUICK_RTTS = 4
 QUICK_TRIES = 10
 

@@ -102,8 +102,10 @@ def test_bench_usage_error_is_one_line(tmp_path):
 
 
 def test_a_second_run_with_the_same_run_id_is_refused_while_the_first_runs(tmp_path):
+    # The Uno in simavr: a first run that lasts minutes, longer than the second one's start.
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suites/",
-               "--board=native", "--latency-runs=200", f"--results-dir={tmp_path}", "--run-id=same"]
+               "--board=uno", "--backend=simavr", "--latency-runs=200", f"--results-dir={tmp_path}",
+               "--run-id=same"]
     first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 240
