@@ -36,6 +36,14 @@ class QemuAvrBackend(Backend):
             return (f"qemu-system-avr does not start programs larger than 64 KB correctly (this one "
                     f"is {firmware.flash_bytes:,} B: its RAM initialisers above 64 KB come out as "
                     "garbage); run it on simavr (--backend simavr) or on the board")
+        # Seen with qemu-system-avr 7.2 on -M mega2560: the int8 CNN example (2.9 M cycles on
+        # simavr, exact to TFLite Micro there) never answers its first INFER, even given 60 s;
+        # int8 networks of FULLY_CONNECTED layers run. Cause not found yet.
+        from harness.build import elf
+        if elf.defines(firmware.elf, "tinyhil_int8_conv_2d"):
+            return ("qemu-system-avr never answers an int8 network with CONV_2D layers (seen on "
+                    "the Mega with the cnn_int8 example; cause not found yet); run it on simavr "
+                    "(--backend simavr, cycle-accurate) or on the board")
         return None
 
     def command(self, board: Board, firmware, port: int) -> list[str]:

@@ -50,3 +50,15 @@ def check_whole(elf: Path) -> None:
     if problem:
         raise BuildError(f"{elf} is a damaged ELF of {size} bytes, truncated? ({problem}). "
                          "Copy or rebuild it whole") from None
+
+
+def defines(elf: Path, symbol: str) -> bool:
+    """Whether the ELF's symbol table holds `symbol` (False for a stripped or unreadable file)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    try:
+        with open(elf, "rb") as stream:
+            table = ELFFile(stream).get_section_by_name(".symtab")
+            return bool(table and table.get_symbol_by_name(symbol))
+    except (ELFError, OSError):
+        return False

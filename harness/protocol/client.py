@@ -269,6 +269,9 @@ class DutClient:
             frame = self._await(seq, quick or timeout or self.timeout)
             timed_out = frame is None
             if frame is None and quick:
+                problem = self.alive_check() if self.alive_check else None
+                if problem:          # a dead or stopped DUT is said at once, as after a timeout
+                    raise NoReply(f"{_name(msg_type)} got no reply on {self.port.portstr}: {problem[1]}")
                 quick_tries += 1     # resent at once; the DUT answers a repeat without rerunning it
                 self.stats.quick_resends += 1
                 continue

@@ -30,7 +30,7 @@ static int8_t clamp8(int32_t v, int8_t lo, int8_t hi)
  * build this path with -DTINYHIL_INT8_SRDHM_PARTS. */
 static uint32_t mul_u16(uint16_t a, uint16_t b)
 {
-#if defined(__AVR__)
+#if defined(__AVR_HAVE_MUL__)   /* not the ATtiny cores: they have no MUL */
     uint32_t r;  /* avr-gcc -Os would call the 32x32 __mulsi3 */
     __asm__("mul %A1, %A2\n\tmovw %A0, r0\n\t"
             "mul %B1, %B2\n\tmovw %C0, r0\n\t"
@@ -111,7 +111,7 @@ static int8_t requantize(int32_t acc, const int32_t *mult, const int8_t *shift, 
 
 /* acc + sum of x[i] * w[i] for i < n; x in RAM, w in flash, advanced past what was read.
  * This is the hot path of FULLY_CONNECTED and CONV_2D. */
-#if defined(__AVR__)
+#if defined(__AVR_HAVE_MUL__)
 /* AVR: 11 cycles per MAC (ld 2, lpm 3, muls 2, sign 1, 24-bit add 3) plus loop control.
  * MULS leaves the product's sign in carry, `sbc t,t` turns it into the sign byte, so the
  * product is sign-extended for one cycle. Chunks of at most 252 MACs cannot overflow the
@@ -137,6 +137,18 @@ static int32_t dot(int32_t acc, const int8_t *x, const int8_t **wp, uint16_t n)
             :
             : "r0", "cc");
         acc += s;
+    }
+    *wp = w;
+    return acc;
+}
+#elif defined(__AVR__)
+/* An AVR without MUL (ATtiny): weights still read from flash, the product by libgcc. */
+static int32_t dot(int32_t acc, const int8_t *x, const int8_t **wp, uint16_t n)
+{
+    const int8_t *w = *wp;
+    for (int8_t tw; n; n--) {
+        RD8_INC(tw, w);
+        acc += (int16_t)(*x++ * tw);
     }
     *wp = w;
     return acc;
