@@ -72,7 +72,17 @@ def test_one_percent_flipped_bytes_give_the_figures_of_a_clean_run(tmp_path):
         return {(r["metric"], r["statistic"]): (r["value"], r["unit"], r["fidelity"], r["n"])
                 for r in records_of(tmp_path / run) if r["metric"] != "failure"}
 
-    assert figures("clean") == figures("flipped")
+    clean_figures, flipped_figures = figures("clean"), figures("flipped")
+    assert clean_figures.keys() == flipped_figures.keys()
+    for key, (value, unit, fidelity, n) in clean_figures.items():
+        other = flipped_figures[key]
+        if key[0].startswith("latency_"):
+            # The timer's overflow interrupt lands on another instruction when the request
+            # arrives at another moment: up to 4 cycles (0.25 us at 16 MHz) either way.
+            bound = 4 if unit == "cycles" else 4 / 16
+            assert abs(other[0] - value) <= bound and other[1:] == (unit, fidelity, n), (key, value, other)
+        else:
+            assert other == (value, unit, fidelity, n), (key, value, other)
     assert {m for m, _ in figures("clean")} >= {"accuracy", "agreement", "latency_us", "latency_cycles"}
     link = [r for r in records_of(tmp_path / "flipped") if r["metric"] == "failure"]
     assert link and all(r["detail"].startswith("kind=link") for r in link), link
