@@ -46,7 +46,7 @@ TOP = [("name", "text", True), ("description", "text", True), ("arch", "text", T
        ("max_payload", "positive", True), ("vector_capacity", "positive", True),
        ("max_runs", "positive", True), ("default_emulator", "text", True),
        ("bootloader_bytes", "count", False), ("stack_reserve_bytes", "count", False),
-       ("baud", "positive", False), ("iram_bytes", "count", False), ("port", "text", False),
+       ("baud", "positive", False), ("protocol", "text", False), ("iram_bytes", "count", False), ("port", "text", False),
        ("marker", "table", False), ("soft_uart", "table", False), ("power", "table", False),
        ("backends", "table", False)]
 

@@ -12,6 +12,8 @@ from harness.paths import BOARDS_ENV, boards_dir, user_boards_dirs
 
 REQUIRED = tuple(key for key, _, required in board_schema.TOP if required)
 ARCHES = ("host", "avr", "xtensa")
+#: what the DUT speaks on its link: tinyhil's binary protocol, or MLPerf Tiny's (EEMBC) text one
+PROTOCOLS = ("tinyhil", "eembc")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Board:
     # USB-serial bridge keeps `baud`). 0: the same as `baud`.
     emulator_baud: int = 0
     marker: dict = field(default_factory=dict)
+    protocol: str = "tinyhil"      # PROTOCOLS: the runtime the firmware is built with
     usb: tuple[UsbId, ...] = ()
     source: Path | None = None
     extra: dict = field(default_factory=dict)   # sections later features read (power, ...)
@@ -78,8 +81,11 @@ def parse_board(data: dict, source: Path | None = None) -> Board:
     if data["default_emulator"] not in backends:
         raise BoardError(f"{where}: default_emulator {data['default_emulator']!r} has no "
                          f"[backends.{data['default_emulator']}] table")
+    if data.get("protocol", "tinyhil") not in PROTOCOLS:
+        raise BoardError(f"{where}: protocol {data['protocol']!r} is not one of "
+                         f"{', '.join(PROTOCOLS)}")
     known = set(REQUIRED) | {"backends", "bootloader_bytes", "stack_reserve_bytes", "baud",
-                             "emulator_baud", "marker", "usb"}
+                             "emulator_baud", "marker", "usb", "protocol"}
     return Board(
         name=data["name"], description=data["description"], arch=data["arch"], mcu=data["mcu"],
         toolchain=data["toolchain"], clock_hz=data["clock_hz"], flash_bytes=data["flash_bytes"],
@@ -89,6 +95,7 @@ def parse_board(data: dict, source: Path | None = None) -> Board:
         bootloader_bytes=data.get("bootloader_bytes", 0),
         stack_reserve_bytes=data.get("stack_reserve_bytes", 0), baud=data.get("baud", 115200),
         emulator_baud=data.get("emulator_baud", 0), marker=data.get("marker", {}),
+        protocol=data.get("protocol", "tinyhil"),
         usb=tuple(UsbId(u["vid"], u["pid"], u.get("name", "")) for u in data.get("usb", [])),
         source=source, extra={k: v for k, v in data.items() if k not in known},
     )

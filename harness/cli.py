@@ -8,6 +8,7 @@
   tinyhil lab scan         serial devices on this host and the lab boards they are
   tinyhil gen-header       regenerate the C protocol header from harness/wire.py
   tinyhil export-library D write the DUT runtime as an Arduino / PlatformIO library to D/TinyHIL
+  tinyhil mlperf-dataset D a variant's test set in the MLPerf Tiny runner's layout, in D
 """
 
 from __future__ import annotations
@@ -147,6 +148,18 @@ def cmd_export_library(args) -> int:
     return 0
 
 
+def cmd_mlperf_dataset(args) -> int:
+    from harness.models import export, get_variant, use_models_file
+    from harness.models.mlperf_dataset import write_dataset
+    from harness.models.modelfile import default_file
+    use_models_file(Path(args.models).resolve() if args.models else default_file())
+    exported = export(get_variant(args.variant))
+    folder = write_dataset(exported, Path(args.dest))
+    print(f"wrote {len(exported.test_inputs)} vectors and y_labels.csv to {folder}, and "
+          f"{Path(args.dest) / 'tests.yaml'} (the runner's -s and -t)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyhil", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
                              help="write the DUT runtime as an Arduino / PlatformIO library")
     library.add_argument("dest", help="folder to write TinyHIL/ into")
     library.set_defaults(fn=cmd_export_library)
+    dataset = sub.add_parser("mlperf-dataset",
+                             help="write a variant's test set for the MLPerf Tiny runner")
+    dataset.add_argument("dest", help="folder to write <variant>/y_labels.csv, the .bin files and tests.yaml into")
+    dataset.add_argument("--variant", required=True, help="the model variant (tinyhil variants lists them)")
+    dataset.add_argument("--models", help="a models file (default: ./tinyhil.toml, else the demo catalogue)")
+    dataset.set_defaults(fn=cmd_mlperf_dataset)
     return parser
 
 

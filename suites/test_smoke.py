@@ -2,9 +2,14 @@
 
 import os
 
+import pytest
+
 
 def test_identify(dut, case):
     ident = dut.identity
+    if ident.foreign:
+        pytest.skip(f"an EEMBC firmware not built by tinyhil names only its model "
+                    f"({ident.model_id!r}): board, build and model hash cannot be checked")
     assert ident.board == case.board.name
     assert ident.model_id.endswith(case.variant.name)
     assert (ident.input_count, ident.input_dtype) == (case.variant.input_count, case.variant.input_dtype)

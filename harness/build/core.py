@@ -24,7 +24,9 @@ from harness.errors import BuildError, NotBuildable
 from harness.paths import cache_dir, firmware_dir
 from harness.tools import Tool, require, run_tool
 
-RUNTIME_SOURCES = ("runtime/tinyhil_dut.c", "runtime/tinyhil_main.c")
+#: the DUT runtime per protocol (harness.boards.PROTOCOLS): one of them is linked
+RUNTIME_SOURCES = {"tinyhil": ("runtime/tinyhil_dut.c", "runtime/tinyhil_main.c"),
+                   "eembc": ("runtime/tinyhil_eembc.c", "runtime/tinyhil_main.c")}
 # Linker messages that mean "too big for the memory", not "broken code".
 OVERFLOW = re.compile(r"overflowed|will not fit|not within region", re.I)
 STACK_FILE = "stack-usage.txt"
@@ -189,8 +191,8 @@ def common_defines(board: Board, exported, build_id: str) -> list[str]:
     ]
 
 
-def runtime_sources() -> list[Path]:
-    return [firmware_dir() / s for s in RUNTIME_SOURCES]
+def runtime_sources(protocol: str = "tinyhil") -> list[Path]:
+    return [firmware_dir() / s for s in RUNTIME_SOURCES[protocol]]
 
 
 def content_key(compiler: Tool, flags: list[str], files: list[Path], include_dirs: list[Path]) -> str:
@@ -209,7 +211,7 @@ def build(arch: Arch, board: Board, exported) -> Firmware:
     harness.models.ExportedModel); the cached build when its inputs are unchanged."""
     compiler = arch.compiler()
     variant = exported.variant
-    sources = [*runtime_sources(), *arch.port_sources(board), *exported.c_sources]
+    sources = [*runtime_sources(board.protocol), *arch.port_sources(board), *exported.c_sources]
     includes = [*arch.include_dirs(board), firmware_dir() / "runtime", *exported.include_dirs]
     flags = arch.flags(board)
 
@@ -218,7 +220,8 @@ def build(arch: Arch, board: Board, exported) -> Firmware:
 
     key = content_key(compiler, flags + defines("0" * 16), sources + arch.key_files(board), includes)
     build_id = key[:16]
-    out_dir = cache_dir() / "firmware" / f"{board.name}-{variant.name}-{build_id}"
+    protocol = "" if board.protocol == "tinyhil" else f"-{board.protocol}"
+    out_dir = cache_dir() / "firmware" / f"{board.name}-{variant.name}{protocol}-{build_id}"
     if not (out_dir / ELF_NAME).exists():
         _compile_into(out_dir, BuildJob(arch, board, compiler, flags, defines(build_id), includes,
                                         sources, tmp=Path()))

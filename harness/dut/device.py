@@ -34,6 +34,15 @@ class Dut:
     #: this case's test set timed vector by vector ("cycles"), shared by the case's tests
     #: across relaunches (harness.dut.timing)
     test_set: dict = field(default_factory=dict)
+    #: EEMBC firmware: the device time one `infer N W` window of the latency suite spans (the
+    #: MLPerf Tiny rule is 10 s on hardware; shorter on emulators)
+    window_s: float = 0.02
+    _window_loops: dict = field(default_factory=dict)
+
+    @property
+    def lap_timed(self) -> bool:
+        """Timed by EEMBC laps (microseconds around N inferences), not per-run counts."""
+        return self.identity.protocol == "eembc"
 
     def rebind(self, target: Target | None = None, client: DutClient | None = None,
                identity: Identity | None = None) -> None:
@@ -59,6 +68,11 @@ class Dut:
     def check_identity(self) -> None:
         """The DUT must run exactly the firmware and model the harness built."""
         ident, fw = self.identity, self.firmware
+        if ident.foreign:
+            if not getattr(fw, "prebuilt", False):
+                raise ProtocolError(f"the DUT on {self.target.url} speaks EEMBC but is not the "
+                                    "harness's EEMBC build (no m-tinyhil line): flash it again")
+            return                        # a lab's own MLPerf Tiny firmware: name and model only
         expected_hash = self.exported.model_hash[:16]
         problems = []
         if ident.board != self.board.name:
@@ -75,9 +89,27 @@ class Dut:
     def infer(self, vector: bytes, runs: int = 1, warmup: int = 0) -> InferResult:
         timeout = self.reply_timeout(runs + warmup)
         if self.supervisor is None:
-            return self.client.infer(vector, runs=runs, warmup=warmup, timeout=timeout)
-        return self.supervisor.call(lambda client: client.infer(vector, runs=runs, warmup=warmup,
-                                                                timeout=timeout), "INFER")
+            result = self.client.infer(vector, runs=runs, warmup=warmup, timeout=timeout)
+        else:
+            result = self.supervisor.call(lambda client: client.infer(
+                vector, runs=runs, warmup=warmup, timeout=timeout), "INFER")
+        if self.identity.foreign:
+            result.output = self._model_output(result.output)
+        return result
+
+    def _model_output(self, raw: bytes) -> bytes:
+        """Another EEMBC firmware's m-results (floats) as the variant's output type: integer
+        outputs must print as integers (as our EEMBC build does) to be compared."""
+        variant = self.exported.variant
+        values = np.frombuffer(raw, np.float32)
+        if variant.output_dtype == "float32":
+            return raw
+        if not np.all(values == np.round(values)):
+            raise ProtocolError(f"the firmware on {self.target.url} prints scores {values[:4].tolist()}..., "
+                                f"not {variant.name}'s {variant.output_dtype} outputs: make its "
+                                "th_results() print the model's integer outputs (dequantised scores "
+                                "cannot be compared with the model's)")
+        return values.astype(variant.output_dtype).tobytes()
 
     def infer_all(self, vectors: list[bytes], done: Callable[[int], None] | None = None
                   ) -> tuple[list[bytes], list[int], int]:
@@ -113,6 +145,8 @@ class Dut:
         return op(self.client) if self.supervisor is None else self.supervisor.call(op, what)
 
     def reply_timeout(self, inferences: int) -> float:
+        if self.lap_timed:            # the client adds its own estimate of N inferences
+            return self.client.timeout
         return self.client.timeout + 0.5 * inferences
 
     def cycles(self, vector: bytes, runs: int, warmup: int) -> "Timing":
@@ -123,13 +157,30 @@ class Dut:
         loops = 1
         done = 0
         while done < runs:
-            batch = min(self.identity.max_runs, runs - done)
+            if self.lap_timed:        # one run: one window of `infer N W` between two laps
+                batch, step = self.window_loops(vector, self.window_s), 1
+            else:
+                batch = step = min(self.identity.max_runs, runs - done)
             result = self.infer(vector, runs=batch, warmup=warmup if not done else 0)
             totals += result.cycles
             loops = result.loops
-            done += batch
+            done += step
         valid = [c / loops for c in totals if c != CYCLES_INVALID]
         return Timing(valid, len(totals) - len(valid), loops)
+
+    def window_loops(self, vector: bytes, window_s: float) -> int:
+        """EEMBC: inferences one `infer N 0` needs for its laps to span `window_s` of device
+        time, found by trying (1, then scaled by each lap), once per window length."""
+        from harness.protocol.eembc import lap_loops_for
+        if window_s not in self._window_loops:
+            loops = 1
+            while True:
+                lap = self.infer(vector, runs=loops).cycles[0]
+                if lap != CYCLES_INVALID and lap >= window_s * self.identity.timer_hz:
+                    break
+                loops = lap_loops_for(lap if lap != CYCLES_INVALID else 0, loops, window_s)
+            self._window_loops[window_s] = loops
+        return self._window_loops[window_s]
 
     def cycles_to_us(self, cycles) -> np.ndarray:
         return np.asarray(cycles, dtype=float) * 1e6 / self.identity.timer_hz

@@ -304,7 +304,8 @@ class Supervisor:
 
     def _connect(self, url: str) -> None:
         old = self.dut.client
-        client = DutClient.open(url, baud=self.dut.board.baud, timeout=old.timeout, retries=old.retries)
+        # the same protocol's client (DutClient or harness.protocol.eembc.EembcClient)
+        client = type(old).open(url, baud=self.dut.board.baud, timeout=old.timeout, retries=old.retries)
         client.stats = old.stats                  # one account of the link per DUT
         self.dut.rebind(client=client)
         self._arm(client)

@@ -36,6 +36,8 @@ class RunConfig:
     reply_timeout: float | None
     command: tuple[str, ...] = ()
     models: Path | None = None     # --models, else ./tinyhil.toml or [tool.tinyhil]; None: the demo
+    protocol: str | None = None    # --protocol: every board's, else each board file's own
+    eembc_window_s: float | None = None
     # From optional plugins (harness.plugin.faults, harness.plugin.pio):
     wrap_target: Callable | None = None
     pio: tuple[Path, str] | None = None
@@ -53,6 +55,7 @@ class RunConfig:
                    energy_monitor=opt.energy_monitor, energy_min_window_s=opt.energy_min_window_s,
                    energy_windows=opt.energy_windows, reply_timeout=opt.reply_timeout,
                    command=tuple(config.invocation_params.args), models=_models_file(opt.models),
+                   protocol=opt.protocol, eembc_window_s=opt.eembc_window_s,
                    **contributed)
 
 

@@ -8,6 +8,7 @@ through `record`, which appends them to results/<run-id>/records.jsonl as they a
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -58,6 +59,13 @@ def pytest_addoption(parser):
                          "the MLPerf Tiny rule; 0.02 s of simulated time on emulators)")
     group.addoption("--energy-windows", type=int, default=5,
                     help="energy windows per figure; the median is reported, the spread kept")
+    group.addoption("--protocol", default=None, choices=("tinyhil", "eembc"),
+                    help="what the DUT speaks: tinyhil's binary protocol, or eembc (MLPerf Tiny's "
+                         "text protocol: the firmware is built so, or --firmware is such "
+                         "firmware); default: each board file's `protocol`, else tinyhil")
+    group.addoption("--eembc-window-s", type=float, default=None,
+                    help="EEMBC: device seconds each latency window of `infer N W` spans "
+                         "(default: 10 s on hardware, the MLPerf Tiny rule; 0.02 s elsewhere)")
     group.addoption("--reply-timeout", type=float, default=None,
                     help="seconds to wait for a DUT reply before resending (default: the board "
                          "file's reply_timeout_s, else 2); it follows the emulator's CPU time")
@@ -130,7 +138,11 @@ def build_session(config):
                            "(leave --port out to run on emulators)")
     if run.firmware:
         _check_firmware_file(run.firmware)
+    if run.eembc_window_s is not None and not run.eembc_window_s > 0:
+        raise HarnessError(f"--eembc-window-s {run.eembc_window_s}: must be more than 0 seconds")
     plans, note = plan_boards(run.boards, run.backend, run.port)
+    if run.protocol:
+        plans = [replace(plan, board=replace(plan.board, protocol=run.protocol)) for plan in plans]
     from harness.models import use_models_file
     use_models_file(run.models)
     variants = select_variants(run.variants)
@@ -143,7 +155,8 @@ def build_session(config):
                       extra_manifest={"command": list(run.command),
                                       "models_file": str(run.models) if run.models else None}, firmware_path=run.firmware,
                       shared_run=hasattr(config, "workerinput"),    # an xdist worker
-                      reply_timeout=run.reply_timeout, pio=run.pio, wrap_target=run.wrap_target)
+                      reply_timeout=run.reply_timeout, pio=run.pio, wrap_target=run.wrap_target,
+                      eembc_window_s=run.eembc_window_s)
     if run.run_id:
         session.run_id = run.run_id
         session.run_dir = run.results_dir / run.run_id

@@ -46,6 +46,11 @@ class Identity:
     board: str
     model_id: str
     batch_max: int = 0          # vectors one INFER_BATCH may carry (0: one INFER per vector)
+    #: "eembc": MLPerf Tiny's text protocol (harness.protocol.eembc): timed by laps in
+    #: microseconds around `infer N W`, one vector per request
+    protocol: str = "tinyhil"
+    #: an EEMBC firmware not built by tinyhil: known by its name and model only
+    foreign: bool = False
 
     @classmethod
     def parse(cls, payload: bytes) -> "Identity":

@@ -65,7 +65,11 @@ def load_runs(paths: Path | Sequence[Path], skipped: list | None = None) -> pd.D
             print(f"tinyhil: left out run {run_dir}: {why}", file=sys.stderr)
     else:
         skipped.extend(bad)
-    return pd.concat(frames, ignore_index=True)
+    df = pd.concat(frames, ignore_index=True)
+    # The same model over MLPerf Tiny's protocol is its own row, beside the binary one.
+    other = df["protocol"] != "tinyhil"
+    df.loc[other, "variant"] = df.loc[other, "variant"] + "/" + df.loc[other, "protocol"]
+    return df
 
 
 def _latest_runs(df: pd.DataFrame) -> pd.DataFrame:

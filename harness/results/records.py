@@ -36,11 +36,13 @@ MANIFEST = "manifest.json"
 
 # Every record has exactly these fields, in this order.
 RECORD_FIELDS = ("run_id", "time", "board", "backend", "fidelity", "model", "variant", "metric",
-                 "value", "unit", "statistic", "n", "firmware_sha256", "harness_version", "detail")
+                 "value", "unit", "statistic", "n", "firmware_sha256", "harness_version", "detail",
+                 "protocol")
 # What the caller gives; the Recorder fills run_id, time and harness_version.
 CALLER_FIELDS = ("board", "backend", "fidelity", "model", "variant", "metric", "value", "unit",
                  "statistic", "n", "firmware_sha256")
-OPTIONAL_DEFAULTS = {"detail": ""}
+# protocol: how the harness spoke to the DUT ("tinyhil", or "eembc": MLPerf Tiny's protocol)
+OPTIONAL_DEFAULTS = {"detail": "", "protocol": "tinyhil"}
 NON_EMPTY = ("fidelity", "unit", "metric")
 STATISTICS = ("value", "median", "p95", "min", "max", "mean")
 FIDELITIES = tuple(fidelity.DESCRIPTIONS)
@@ -358,6 +360,7 @@ def frame(records: list[dict]) -> pd.DataFrame:
     """Records as a DataFrame with fixed columns and types."""
     df = pd.DataFrame(records, columns=list(RECORD_FIELDS))
     df["detail"] = df["detail"].fillna("")
+    df["protocol"] = df["protocol"].fillna("tinyhil")      # runs from before the field
     return df.astype(DTYPES)
 
 
@@ -374,7 +377,10 @@ def load_run(run_dir: Path) -> pd.DataFrame:
     parquet, jsonl = run_dir / RECORDS_PARQUET, run_dir / RECORDS_JSONL
     if parquet.exists():
         try:
-            df = pd.read_parquet(parquet).astype(DTYPES)
+            df = pd.read_parquet(parquet)
+            if "protocol" not in df:                      # runs from before the field
+                df["protocol"] = "tinyhil"
+            df = df.astype(DTYPES)
         except Exception as exc:          # pyarrow's errors are many: any is a bad file
             raise RecordsError(f"{parquet} cannot be read ({type(exc).__name__}: {exc}); delete "
                                f"it and {RECORDS_JSONL} is read instead") from None

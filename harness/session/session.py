@@ -16,9 +16,15 @@ from harness.dut.device import Dut
 from harness.dut.supervision import attach_supervisor, healthy
 from harness.errors import BackendError, HarnessError
 from harness.models import ExportedModel, ModelVariant, export
+from harness.protocol import client_class
 from harness.protocol.client import DutClient, LinkStats
 from harness.results.records import Recorder, new_run_id, write_manifest
 from harness.session.plan import BoardPlan, Case
+
+
+#: the MLPerf Tiny rule for a timed window on hardware, and the emulators' shorter one
+MLPERF_WINDOW_S = 10.0
+EMULATOR_WINDOW_S = 0.02
 
 
 @dataclass
@@ -36,6 +42,9 @@ class Session:
     # only appends its records to the shared records.jsonl.
     shared_run: bool = False
     reply_timeout: float | None = None # seconds; None: the board file's reply_timeout_s, else 2
+    #: EEMBC firmware: device seconds per latency window (None: MLPerf's 10 s on hardware,
+    #: EMULATOR_WINDOW_S elsewhere)
+    eembc_window_s: float | None = None
     # Applied to every target started (the fault-injecting link of harness.faults).
     wrap_target: Callable[[Target], Target] | None = None
 
@@ -81,7 +90,8 @@ class Session:
         return self.open_recorder().record(
             board=case.board.name, backend=case.backend, fidelity=fidelity_label,
             model=case.variant.model, variant=case.variant.name, metric=metric, value=float(value),
-            unit=unit, statistic=statistic, n=int(n), firmware_sha256=firmware.sha256, detail=detail)
+            unit=unit, statistic=statistic, n=int(n), firmware_sha256=firmware.sha256, detail=detail,
+            protocol=case.board.protocol)
 
     def record_not_exportable(self, case: Case, reason: str) -> dict | None:
         """An exporter that cannot handle the estimator: one record per case saying so."""
@@ -92,7 +102,8 @@ class Session:
         return self.open_recorder().record(
             board=case.board.name, backend=case.backend, fidelity="static",
             model=case.variant.model, variant=case.variant.name, metric="exportable", value=0.0,
-            unit="bool", statistic="value", n=1, firmware_sha256="", detail=reason)
+            unit="bool", statistic="value", n=1, firmware_sha256="", detail=reason,
+            protocol=case.board.protocol)
 
     def close(self, status: str = "complete") -> None:
         try:
@@ -170,7 +181,9 @@ class Session:
         if firmware.prebuilt:           # the user's own build: its build id is whatever it reports
             firmware.build_id = identity.build_id
         dut = Dut(target, firmware, self.exported(case.variant), client, identity,
-                  test_set=self._test_sets.setdefault((case.board.name, case.backend, case.variant.name), {}))
+                  test_set=self._test_sets.setdefault((case.board.name, case.backend, case.variant.name), {}),
+                  window_s=self.eembc_window_s or (MLPERF_WINDOW_S if case.backend == "hardware"
+                                                   else EMULATOR_WINDOW_S))
         try:
             dut.check_identity()
         except Exception:
@@ -194,8 +207,9 @@ class Session:
 
     def _connect(self, case: Case, url: str, pid: int | None):
         settings = case.board.backend_settings(case.backend)
-        client = DutClient.open(url, baud=case.board.baud,
-                                timeout=self.reply_timeout or float(settings.get("reply_timeout_s", 2.0)))
+        client = client_class(case.board.protocol).open(
+            url, baud=case.board.baud,
+            timeout=self.reply_timeout or float(settings.get("reply_timeout_s", 2.0)))
         client.watch_pid = pid
         try:
             return client, self._identify(client, case)
@@ -221,7 +235,7 @@ class Session:
 
     def _probe(self, case: Case, url: str):
         """Which build does the board at `url` run? (Raises HarnessError if none answers.)"""
-        client = DutClient.open(url, baud=case.board.baud)
+        client = client_class(case.board.protocol).open(url, baud=case.board.baud)
         try:
             return self._identify(client, case)
         finally:
