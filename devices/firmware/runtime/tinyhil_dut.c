@@ -160,30 +160,10 @@ static void send_error(uint8_t seq, uint8_t code, uint16_t detail)
 }
 
 /* --- requests ---------------------------------------------------------------------------- */
-static uint8_t dtype_size(uint8_t dtype)
-{
-    switch (dtype) {
-    case TINYHIL_DTYPE_INT16: return 2;
-    case TINYHIL_DTYPE_INT32:
-    case TINYHIL_DTYPE_FLOAT32: return 4;
-    default: return 1;
-    }
-}
-
-static uint16_t input_bytes(void)
-{
-    return (uint16_t)(tinyhil_model_info.input_count * dtype_size(tinyhil_model_info.input_dtype));
-}
-
-static uint16_t output_bytes(void)
-{
-    return (uint16_t)(tinyhil_model_info.output_count * dtype_size(tinyhil_model_info.output_dtype));
-}
-
 /* Vectors one INFER_BATCH may carry: as many as the payload and batch_result both hold. */
 static uint16_t batch_max(void)
 {
-    uint16_t in = input_bytes(), per = (uint16_t)(output_bytes() + 4);
+    uint16_t in = tinyhil_input_bytes(), per = (uint16_t)(tinyhil_output_bytes() + 4);
     if (in == 0 || TINYHIL_MAX_PAYLOAD < 2 + in)
         return 0;
     uint16_t by_payload = (uint16_t)((TINYHIL_MAX_PAYLOAD - 2) / in);
@@ -284,7 +264,7 @@ static void run_inference(uint8_t seq, uint16_t runs, uint16_t warmup)
 
 static void send_result(uint8_t seq)
 {
-    uint16_t out_len = output_bytes();
+    uint16_t out_len = tinyhil_output_bytes();
     tx_begin(TINYHIL_MSG_RESULT, seq, (uint16_t)(6 + out_len + 4 * served_runs));
     tx_u16(served_runs);
     tx_u32(served_loops);
@@ -301,7 +281,7 @@ static void send_result(uint8_t seq)
  * kept in batch_result first, so a repeat of this request can be answered from them. */
 static void run_batch(uint8_t seq, uint16_t count)
 {
-    uint16_t in = input_bytes(), out = output_bytes(), per = (uint16_t)(out + 4);
+    uint16_t in = tinyhil_input_bytes(), out = tinyhil_output_bytes(), per = (uint16_t)(out + 4);
     for (uint16_t k = 0; k < count; k++) {
         memcpy(VECTOR, payload + 2 + (uint32_t)k * in, in);
         int failed = 0;
@@ -321,7 +301,7 @@ static void run_batch(uint8_t seq, uint16_t count)
 
 static void send_batch_result(uint8_t seq)
 {
-    uint16_t len = (uint16_t)(served_count * (output_bytes() + 4));
+    uint16_t len = (uint16_t)(served_count * (tinyhil_output_bytes() + 4));
     tx_begin(TINYHIL_MSG_BATCH_RESULT, seq, (uint16_t)(2 + len));
     tx_u16(served_count);
     tx_bytes(batch_result, len);
@@ -333,7 +313,7 @@ static void send_batch_result(uint8_t seq)
 
 static void dispatch(uint8_t type, uint8_t seq)
 {
-    uint16_t need = input_bytes();
+    uint16_t need = tinyhil_input_bytes();
     if ((type == TINYHIL_MSG_INFER || type == TINYHIL_MSG_INFER_LOADED) && length >= 2) {
         uint16_t runs = get_u16(payload);
         if (runs == 0 || runs > TINYHIL_MAX_RUNS) {

@@ -200,22 +200,21 @@ static void put_lap(uint64_t t)
     end_line();
 }
 
-/* --- commands -------------------------------------------------------------------------------- */
-static uint8_t dtype_size(uint8_t dtype)
+/* The reply's last lines: our CRC of what came before it (not in a plain build), m-ready. */
+static void end_reply(void)
 {
-    switch (dtype) {
-    case TINYHIL_DTYPE_INT16: return 2;
-    case TINYHIL_DTYPE_INT32:
-    case TINYHIL_DTYPE_FLOAT32: return 4;
-    default: return 1;
+    uint16_t crc = reply_crc;
+    if (!TINYHIL_EEMBC_PLAIN) {
+        put(TEXT("m-tinyhil-crc-["));
+        put_hex((uint8_t)(crc >> 8));
+        put_hex((uint8_t)crc);
+        line(TEXT("]"));
     }
+    line(TEXT("m-ready"));
+    tinyhil_port_flush();
 }
 
-static uint16_t input_bytes(void)
-{
-    return (uint16_t)(tinyhil_model_info.input_count * dtype_size(tinyhil_model_info.input_dtype));
-}
-
+/* --- commands -------------------------------------------------------------------------------- */
 static uint32_t parse_u32(const char *text, uint8_t *ok)
 {
     uint32_t v = 0;
@@ -284,7 +283,7 @@ static void results(void)
     }
     put(TEXT("m-results-["));
     for (uint16_t i = 0; i < count; i++) {
-        const uint8_t *at = OUTPUT + (uint32_t)i * dtype_size(dtype);
+        const uint8_t *at = OUTPUT + (uint32_t)i * tinyhil_dtype_size(dtype);
         if (i)
             put(TEXT(","));
         if (dtype == TINYHIL_DTYPE_FLOAT32) {
@@ -315,9 +314,9 @@ static void results(void)
  * 2^25 ticks apart), so a long window never loses a wrap of the 32-bit counter. */
 static void infer(uint32_t n, uint32_t warmup)
 {
-    if (load_pos != input_bytes() || load_size != input_bytes()) {
+    if (load_pos != tinyhil_input_bytes() || load_size != tinyhil_input_bytes()) {
         put(TEXT("e-[The model takes "));
-        put_u64(input_bytes());
+        put_u64(tinyhil_input_bytes());
         put(TEXT(" bytes, "));
         put_u64(load_pos);
         line(TEXT(" are loaded: db load it first]"));
@@ -467,15 +466,7 @@ static void dispatch(char *text)
         put_ram(word);
         line(TEXT("]"));
     }
-    uint16_t crc = reply_crc;
-    if (!TINYHIL_EEMBC_PLAIN) {
-        put(TEXT("m-tinyhil-crc-["));
-        put_hex((uint8_t)(crc >> 8));
-        put_hex((uint8_t)crc);
-        line(TEXT("]"));
-    }
-    line(TEXT("m-ready"));
-    tinyhil_port_flush();
+    end_reply();
 }
 
 void tinyhil_dut_feed(uint8_t byte)
@@ -496,17 +487,10 @@ void tinyhil_dut_init(void)
     tinyhil_port_init();
     tinyhil_port_marker(0);
     last_read = tinyhil_port_cycles();
+    reply_crc = 0xFFFF;
     line(TEXT("m-timestamp-mode-performance"));
     line(TEXT("m-init-done"));
-    uint16_t crc = reply_crc;
-    if (!TINYHIL_EEMBC_PLAIN) {
-        put(TEXT("m-tinyhil-crc-["));
-        put_hex((uint8_t)(crc >> 8));
-        put_hex((uint8_t)crc);
-        line(TEXT("]"));
-    }
-    line(TEXT("m-ready"));
-    tinyhil_port_flush();
+    end_reply();
 }
 
 void tinyhil_dut_main(void)

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "tinyhil_wire.h"
+
 typedef struct {
     const char *id;            /* "<model>/<variant>", e.g. "digits/rf_emlearn" */
     uint8_t hash[8];           /* first 8 bytes of the SHA-256 of the generated model source */
@@ -17,6 +19,28 @@ typedef struct {
 } tinyhil_model_info_t;
 
 extern const tinyhil_model_info_t tinyhil_model_info;
+
+/* Bytes of one element of a TINYHIL_DTYPE_*, and of the model's input and output: what both
+ * DUT runtimes (binary and EEMBC) buffer and send. */
+static inline uint8_t tinyhil_dtype_size(uint8_t dtype)
+{
+    switch (dtype) {
+    case TINYHIL_DTYPE_INT16: return 2;
+    case TINYHIL_DTYPE_INT32:
+    case TINYHIL_DTYPE_FLOAT32: return 4;
+    default: return 1;
+    }
+}
+
+static inline uint16_t tinyhil_input_bytes(void)
+{
+    return (uint16_t)(tinyhil_model_info.input_count * tinyhil_dtype_size(tinyhil_model_info.input_dtype));
+}
+
+static inline uint16_t tinyhil_output_bytes(void)
+{
+    return (uint16_t)(tinyhil_model_info.output_count * tinyhil_dtype_size(tinyhil_model_info.output_dtype));
+}
 
 /* Run one inference. `input` holds input_count elements of input_dtype (little endian,
  * suitably aligned); write output_count elements of output_dtype to `output`.
