@@ -21,9 +21,12 @@ def test_identify(dut, case):
 def test_round_trip(dut, record):
     """Binary payloads of every byte value come back intact; the host's round trip is recorded
     as what it is: host time, not device latency."""
-    payload = bytes(range(256))[: dut.identity.max_payload] + os.urandom(8)
-    payload = payload[: dut.identity.max_payload]
-    assert dut.client.echo(payload) == payload
+    # Every byte value, in frames of at most 64 bytes: a long frame seldom crosses a noisy link
+    # whole (at 0.5 % damaged bytes, 1 KB arrives intact once in a few hundred tries).
+    data = bytes(range(256)) + os.urandom(8)
+    step = min(64, dut.identity.max_payload)
+    for at in range(0, len(data), step):
+        assert dut.client.echo(data[at:at + step]) == data[at:at + step]
     result = dut.infer(dut.exported.vector_bytes(0))
     record("host_roundtrip_ms", result.roundtrip_s * 1e3, "ms", "wall-clock",
            detail="host time for one inference request, link and emulator included")

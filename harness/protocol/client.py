@@ -19,7 +19,7 @@ import serial
 from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
 from harness.protocol.link import open_serial
-from harness.protocol.wire import (DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PROTOCOL_VERSION, Decoder,
+from harness.protocol.wire import (DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PAD, PROTOCOL_VERSION, Decoder,
                           Frame, crc16, encode)
 
 IDENTITY_FIXED = struct.Struct("<BBIIIHHHHBHB8s8sH")
@@ -243,7 +243,7 @@ class DutClient:
         """One frame; a resend passes its request's `seq` (the DUT then answers from the
         result it holds), a new request (and every LOAD) takes the next one."""
         seq = self._next_seq() if seq is None else seq
-        frame = encode(msg_type, seq, payload)
+        frame = encode(msg_type, seq, payload) + bytes([PAD])
         try:
             self.port.write(frame)
         except (serial.SerialException, OSError) as exc:
@@ -326,8 +326,13 @@ class DutClient:
         answers it from its held result. A clean link always waits the whole timeout."""
         if not self.stats.resends:
             return None
-        if kind not in self._srtt:        # no round trip of this kind seen yet: a share of the wait
-            return timeout / 4
+        if kind not in self._srtt:
+            # No round trip of this kind seen yet: the slowest kind seen stands in for it, up to
+            # a share of the wait. Resending too soon costs only a second copy of the reply: the
+            # DUT answers a repeat from its held result.
+            if not self._srtt:
+                return timeout / 4
+            return min(timeout / 4, QUICK_FLOOR_S + QUICK_RTTS * max(self._srtt.values()))
         return min(timeout, QUICK_FLOOR_S + QUICK_RTTS * self._srtt[kind])
 
     def _resync(self) -> None:

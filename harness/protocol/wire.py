@@ -26,6 +26,10 @@ SYNC = 0xA5
 HEADER_SIZE = 6          # SYNC TYPE SEQ LEN(2) HCRC
 TRAILER_SIZE = 2         # CRC-16
 OVERHEAD = HEADER_SIZE + TRAILER_SIZE
+# Sent after every frame, both ways (never SYNC, so a receiver hunting for a frame skips it): a
+# frame that lost a byte on the link is completed by the pad and fails its CRC at once, so the
+# loss is answered (BAD_CRC) or resent now instead of after a reply timeout.
+PAD = 0x00
 
 # Message types. Requests come from the host; every request but LOAD gets exactly one
 # response carrying the request's SEQ. A resend of a request carries the same SEQ.
@@ -176,6 +180,7 @@ def c_header() -> str:
         f"#define TINYHIL_SYNC 0x{SYNC:02X}",
         f"#define TINYHIL_HEADER_SIZE {HEADER_SIZE}",
         f"#define TINYHIL_TRAILER_SIZE {TRAILER_SIZE}",
+        f"#define TINYHIL_PAD 0x{PAD:02X}",
         f"#define TINYHIL_CYCLES_INVALID 0x{CYCLES_INVALID:08X}UL",
         "",
     ]

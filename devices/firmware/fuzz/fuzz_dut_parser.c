@@ -62,11 +62,11 @@ static uint16_t crc16(uint16_t crc, const uint8_t *p, size_t n)
 
 void tinyhil_port_flush(void)
 {
-    /* One whole, intact frame per flush: SYNC TYPE SEQ LEN(2) HCRC, LEN bytes, CRC-16. */
-    if (sent_len < 8 || sent[0] != 0xA5)
+    /* One whole, intact frame per flush: SYNC TYPE SEQ LEN(2) HCRC, LEN bytes, CRC-16, pad. */
+    if (sent_len < 9 || sent[0] != 0xA5)
         abort();
     size_t len = (size_t)sent[3] | ((size_t)sent[4] << 8);
-    if (sent_len != len + 8)
+    if (sent_len != len + 9 || sent[len + 8] != TINYHIL_PAD)
         abort();
     uint8_t hcrc = 0;
     for (int i = 1; i < 5; i++) {

@@ -144,10 +144,12 @@ static void tx_begin(uint8_t type, uint8_t seq, uint16_t len)
     tinyhil_port_write(head + 5, 1);  /* HCRC is outside the CRC too */
 }
 
+/* After the CRC, one pad byte (0x00, never SYNC): a reply that lost a byte on the link is
+ * completed by it and fails its CRC at once, instead of waiting for the next frame's bytes. */
 static void tx_end(void)
 {
-    uint8_t b[2] = {(uint8_t)tx_crc, (uint8_t)(tx_crc >> 8)};
-    tinyhil_port_write(b, 2);
+    uint8_t b[3] = {(uint8_t)tx_crc, (uint8_t)(tx_crc >> 8), TINYHIL_PAD};
+    tinyhil_port_write(b, 3);
     tinyhil_port_flush();
 }
 
