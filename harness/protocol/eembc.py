@@ -25,13 +25,16 @@ import serial
 
 from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
-from harness.protocol.client import (READ_STEP_S, Identity, InferResult, LinkLost, LinkNoisy,
-                                     LinkStats, NoReply)
+from harness.protocol.client import (QUICK_FLOOR_S, QUICK_RTTS, QUICK_TRIES, READ_STEP_S,
+                                     Identity, InferResult, LinkLost, LinkNoisy, LinkStats,
+                                     NoReply)
 from harness.protocol.link import open_serial
 from harness.protocol.wire import DTYPE_NAME, DTYPE_SIZE, FLAG, PROTOCOL_VERSION, crc16
 
 #: bytes per `db` line: the runner's DUT-direct size (26 through its energy interface board)
 DB_BYTES = 31
+#: the same `e-` reply this many times in a row is the DUT's answer, not a damaged command
+REFUSALS = 3
 #: the laps are microseconds of the device's timer
 LAP_HZ = 1_000_000
 #: the most inferences one `infer N W` asks for (the API parses N as an int)
@@ -69,6 +72,7 @@ class EembcClient:
         self._buffer = b""
         self._per_inference_s = 0.0     # device time of one inference, once seen
         self.boots = 0                  # start-up banners seen in place of a reply
+        self._srtt: dict[str, float] = {}   # smoothed round trip per command
         self._boots_identified = -1
 
     @classmethod
@@ -89,8 +93,14 @@ class EembcClient:
         """`name%` and `profile%`. Our EEMBC build adds a `m-tinyhil-[...]` line with what the
         binary IDENTITY holds; another firmware is known by its name and model alone."""
         name = self._ask("name", lambda ls: _match(NAME, ls), retries=attempts)
-        lines = self._ask("profile", lambda ls: _match(MODEL, ls) and _facts_whole(ls),
-                          retries=attempts)
+        # Another firmware has no m-tinyhil line; ours may have lost it to a damaged line: a
+        # reply without it counts only when nothing in it was damaged.
+        for _ in range(self.corrupt_retries):
+            rejected = self.stats.frames_rejected
+            lines = self._ask("profile", lambda ls: _match(MODEL, ls) and _facts_whole(ls),
+                              retries=attempts)
+            if _match(TINYHIL, lines) or self.stats.frames_rejected == rejected:
+                break
         self.names = {"name": _match(NAME, name).group(1), "model": _match(MODEL, lines).group(1)}
         facts = _match(TINYHIL, lines)
         identity = _identity(facts.group(1) if facts else None, self.names["model"])
@@ -160,8 +170,8 @@ class EembcClient:
                     if _errors(lines):
                         raise _Reload()
                 loaded = _match(LOADED, lines)
-                if loaded:                    # our build says what it holds
-                    if int(loaded.group(1), 16) == crc16(vector):
+                if self._ours:                # our build says what it holds
+                    if loaded and int(loaded.group(1), 16) == crc16(vector):
                         return
                 elif not verify or self._read_back(len(vector)) == vector:
                     return
@@ -213,18 +223,25 @@ class EembcClient:
         self.stats.requests += 1
         retries = self.retries if retries is None else retries
         silent = damaged = 0
-        refused = ""
+        refused: list[str] = []
+        key = "db" if command.startswith("db ") and not command.startswith(("db load", "db print")) \
+            else command
         while True:
             if silent or damaged:
                 self.stats.resends += 1
                 self._drain()
+            wait = self._wait(key, timeout or self.timeout, silent + damaged)
+            sent = time.perf_counter()
             self._write(command + "%")
-            lines, ready, heard = self._gather(timeout or self.timeout, complete)
+            lines, ready, heard = self._gather(wait, complete)
             while ready and lines and all(l in BOOT for l in lines):
                 self.boots += 1           # the DUT's start-up lines, not this reply: it follows
-                lines, ready, heard = self._gather(timeout or self.timeout, complete)
+                lines, ready, heard = self._gather(wait, complete)
             ok = complete is None or complete(lines)
             if ready and ok:
+                if not (silent or damaged):   # a first send's round trip only (Karn's rule)
+                    rtt = time.perf_counter() - sent
+                    self._srtt[key] = rtt if key not in self._srtt else 0.875 * self._srtt[key] + 0.125 * rtt
                 return lines
             if ok and lines:              # everything but m-ready: taken, counted
                 self.stats.timeouts += 1
@@ -232,11 +249,11 @@ class EembcClient:
                 return lines
             errors = _errors(lines)
             if ready and errors:
-                # A damaged command gets any refusal (`db load` read as hex digits): only the
-                # same refusal twice in a row is the DUT's answer to this command.
-                if errors[0] == refused:
+                # A damaged command gets any refusal (`db lad 128` is read as hex digits): only
+                # the same refusal REFUSALS times in a row is the DUT's answer to this command.
+                refused = refused + [errors[0]] if refused[-1:] == [errors[0]] else [errors[0]]
+                if len(refused) >= REFUSALS:
                     raise _Refused(errors[0])
-                refused = errors[0]
             if once:
                 self.stats.timeouts += not ready
                 raise _Reload()
@@ -257,6 +274,14 @@ class EembcClient:
                 raise LinkNoisy(f"`{command[:20]}%` failed on {self.port.portstr}: {damaged} "
                                 "replies in a row were damaged on the link")
 
+    def _wait(self, key: str, timeout: float, tries: int) -> float:
+        """The whole timeout on a clean link; once it has damaged anything, a few smoothed round
+        trips of this command (as the binary client does), so a lost '%' or a lost reply costs
+        little. A command resent too soon only runs again: `db` lines are never resent."""
+        if not self._damaged or key not in self._srtt or tries >= QUICK_TRIES:
+            return timeout
+        return min(timeout, QUICK_FLOOR_S + QUICK_RTTS * self._srtt[key])
+
     def _gather(self, timeout: float, complete) -> tuple[list[str], bool, bool]:
         """Lines until m-ready or the timeout: (lines, m-ready seen, any byte heard)."""
         deadline = ProgressDeadline(self.watch_pid, timeout)
@@ -269,9 +294,16 @@ class EembcClient:
                 if not text:
                     continue
                 if text == "m-ready":
+                    if not lines and self._ours:
+                        continue          # a late reply's end: ours always has a CRC line first
                     return self._checked(lines), True, True
+                if text.endswith("m-ready"):  # its line end was lost: the runner's rule, too
+                    self.stats.frames_rejected += 1
+                    return self._checked(lines + [text[:-len("m-ready")]]), True, True
                 if LINE.match(text):
                     lines.append(text)
+                    if self._ours and CRC.match(text):
+                        return self._checked(lines), True, True   # m-ready follows: not waited for
                 else:
                     self.stats.frames_rejected += 1      # a damaged line: its grammar is gone
             try:
@@ -284,6 +316,11 @@ class EembcClient:
                 self._buffer += data
             elif deadline.expired():
                 return lines, False, heard
+
+    @property
+    def _ours(self) -> bool:
+        """Talking to our EEMBC build (every reply ends with its CRC line)."""
+        return self.identity is not None and not self.identity.foreign
 
     def _checked(self, lines: list[str]) -> list[str]:
         """The reply's lines, checked against its m-tinyhil-crc line (our build's): on a
@@ -300,7 +337,7 @@ class EembcClient:
         text = "".join(line + "\r\n" for line in body).encode("ascii", "replace")
         if crc16(text) != int(found.group(1), 16):
             self.stats.frames_rejected += 1
-            return []
+            return [line for line in body if LOADED.match(line)]   # it carries its own check
         return body
 
     def _write(self, text: str) -> None:
@@ -315,6 +352,7 @@ class EembcClient:
         command the DUT holds half-received (an empty command: only m-ready comes back)."""
         self._write("%")
         quiet_until = time.monotonic() + 5 * READ_STEP_S
+        seen = b""
         while time.monotonic() < quiet_until:
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
@@ -322,7 +360,10 @@ class EembcClient:
                 raise LinkLost(f"reading from {self.port.portstr} failed: {exc}") from None
             if data:
                 self.stats.bytes_received += len(data)
-                quiet_until = time.monotonic() + 5 * READ_STEP_S
+                seen = (seen + data)[-64:]
+                # our build answers the '%' with its CRC line and m-ready: the end is known
+                step = 1 if self._ours and re.search(rb"crc-\[[0-9a-f]{4}\]\r?\nm-ready", seen) else 5
+                quiet_until = time.monotonic() + step * READ_STEP_S
         self._buffer = b""
 
 

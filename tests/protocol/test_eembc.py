@@ -239,3 +239,13 @@ def test_another_mlperf_firmware_through_the_suites(tmp_path):
     assert figure(df, "accuracy").value == figure(df, "python_accuracy").value
     assert figure(df, "latency_us", "median").value > 0
     assert set(df.protocol) == {"eembc"}
+
+
+def test_noisy_link_through_the_suites_is_recorded(tmp_path):
+    """The accuracy suite over EEMBC through the fault-injecting link: every output right, and
+    the damage the client met written down as a `link` failure record of the case."""
+    df, _ = run_suites(tmp_path, "native", "eembc",
+                       extra=("--fault-link=flip=0.002,drop=0.001,seed=4", "--vectors=40"))
+    assert figure(df, "agreement").value == 100.0
+    link = df[(df.metric == "failure") & df.detail.str.contains("kind=link")]
+    assert len(link) >= 1 and link.detail.str.contains("resends").all(), df[df.metric == "failure"]
