@@ -13,9 +13,13 @@ from harness.session.session import Session
 
 
 def start_session(tmp_path: Path, board: str, backend: str, variant: str,
-                  fault_link: str | None = "flip=0", reply_timeout: float | None = None):
-    """A Session with one case and its running DUT (through a FaultLink when fault_link)."""
+                  fault_link: str | None = "flip=0", reply_timeout: float | None = None,
+                  protocol: str = "tinyhil"):
+    """A Session with one case and its running DUT (through a FaultLink when fault_link),
+    built for `protocol` (tinyhil, or eembc: MLPerf Tiny's)."""
+    from dataclasses import replace
     plans, _ = plan_boards([board], backend, None)
+    plans = [replace(p, board=replace(p.board, protocol=protocol)) for p in plans]
     if not plans[0].availability.ok:
         import pytest
         pytest.skip(f"{backend} cannot run {board} here: {plans[0].availability}")

@@ -249,3 +249,24 @@ def test_noisy_link_through_the_suites_is_recorded(tmp_path):
     assert figure(df, "agreement").value == 100.0
     link = df[(df.metric == "failure") & df.detail.str.contains("kind=link")]
     assert len(link) >= 1 and link.detail.str.contains("resends").all(), df[df.metric == "failure"]
+
+
+@pytest.mark.parametrize("board,backend", [("native", "native"), ("uno", "simavr")])
+def test_emulator_death_over_eembc(board, backend, tmp_path):
+    """The EEMBC DUT killed between requests, on its own link: named `emulator_died`,
+    relaunched, re-identified over EEMBC, and the next vectors are right."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "faults"))
+    from faultkit import classify_checked, failures, kill, start_session
+    session, case, dut = start_session(tmp_path, board, backend, VARIANT, fault_link=None,
+                                       reply_timeout=1.0, protocol="eembc")
+    try:
+        assert dut.identity.protocol == "eembc" and all(classify_checked(dut, range(3)))
+        old = dut.target.pid
+        kill(dut)
+        assert all(classify_checked(dut, range(3, 8)))
+        assert dut.target.pid != old and dut.identity.protocol == "eembc"
+        kinds = [r["detail"].split(";")[0] for r in failures(session)]
+        assert kinds == ["kind=emulator_died"], [r["detail"] for r in failures(session)]
+        assert all(r["protocol"] == "eembc" for r in failures(session))
+    finally:
+        session.close()
