@@ -187,8 +187,15 @@ def common_defines(board: Board, exported, build_id: str) -> list[str]:
         f"-DTINYHIL_MAX_RUNS={board.max_runs}",
         f"-DTINYHIL_BATCH_BYTES={batch_bytes(board)}",
         f"-DTINYHIL_BUILD_ID={hex_bytes}",
-        f"-DTINYHIL_FLAGS={1 if board.arch == 'host' else 0}",
+        f"-DTINYHIL_FLAGS={firmware_flags(board)}",
     ]
+
+
+def firmware_flags(board: Board) -> int:
+    """The IDENTITY flags a build reports of itself (harness.protocol.wire.FLAG)."""
+    from harness.protocol.wire import FLAG
+    return ((FLAG["HOST_CLOCK"] if board.arch == "host" else 0)
+            | (FLAG["POLLED_RX"] if "soft_uart" in board.extra else 0))
 
 
 def runtime_sources(protocol: str = "tinyhil") -> list[Path]:

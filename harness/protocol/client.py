@@ -19,7 +19,7 @@ import serial
 from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
 from harness.protocol.link import open_serial
-from harness.protocol.wire import (DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, PAD, PROTOCOL_VERSION, Decoder,
+from harness.protocol.wire import (DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, FLAG, PAD, PROTOCOL_VERSION, Decoder,
                           Frame, crc16, encode)
 
 IDENTITY_FIXED = struct.Struct("<BBIIIHHHHBHB8s8sH")
@@ -243,7 +243,9 @@ class DutClient:
         """One frame; a resend passes its request's `seq` (the DUT then answers from the
         result it holds), a new request (and every LOAD) takes the next one."""
         seq = self._next_seq() if seq is None else seq
-        frame = encode(msg_type, seq, payload) + bytes([PAD])
+        frame = encode(msg_type, seq, payload)
+        if self.identity is not None and not self.identity.flags & FLAG["POLLED_RX"]:
+            frame += bytes([PAD])      # a DUT that hears bytes while busy: the pad (wire.PAD)
         try:
             self.port.write(frame)
         except (serial.SerialException, OSError) as exc:
@@ -271,7 +273,12 @@ class DutClient:
             quick = self._quick_wait(kind, timeout or self.timeout) if quick_tries < QUICK_TRIES else None
             sent = time.perf_counter()
             self._send(msg_type, payload, seq)
-            frame = self._await(seq, quick or timeout or self.timeout)
+            wait = quick or timeout or self.timeout
+            if not quick and not self.stats.resends and kind in self._srtt:
+                # A clean link so far: a kind answered before is waited for many of its round
+                # trips (of the DUT's CPU time), not the whole timeout; a miss is a timeout.
+                wait = min(wait, max(FIRST_FLOOR_S, FIRST_RTTS * self._srtt[kind]))
+            frame = self._await(seq, wait)
             timed_out = frame is None
             if frame is None and quick:
                 problem = self.alive_check() if self.alive_check else None
@@ -383,6 +390,9 @@ QUICK_FLOOR_S = 0.02
 READ_STEP_S = 0.01
 QUICK_RTTS = 4
 QUICK_TRIES = 10
+# Before a link has lost anything: FIRST_RTTS round trips, at least FIRST_FLOOR_S.
+FIRST_RTTS = 10
+FIRST_FLOOR_S = 0.25
 
 
 class NoReply(ProtocolError):

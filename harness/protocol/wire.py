@@ -68,6 +68,8 @@ FLAG = {
     "HOST_CLOCK": 0x01,          # the cycle counter is host wall time (native build)
     "IDENTIFIED_BEFORE": 0x02,   # this DUT has answered IDENTIFY since it booted: when clear on a
                                  # re-IDENTIFY, the DUT was reset in between
+    "POLLED_RX": 0x04,           # a polled soft UART: it hears bytes only while it waits for a
+                                 # frame, so the host sends no pad after a request
 }
 
 # A per-run cycle count the DUT could not measure (its counter ran backwards).
