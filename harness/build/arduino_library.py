@@ -13,7 +13,8 @@ from pathlib import Path
 
 from harness.paths import firmware_dir
 
-RUNTIME = ("tinyhil_dut.c", "tinyhil_dut.h", "tinyhil_model.h", "tinyhil_port.h", "tinyhil_wire.h")
+RUNTIME = ("tinyhil_dut.c", "tinyhil_dut.h", "tinyhil_model.h", "tinyhil_port.h", "tinyhil_wire.h",
+           "tinyhil_crc.h")
 PORT = Path("ports") / "arduino"
 
 

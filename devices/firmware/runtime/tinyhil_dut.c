@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "tinyhil_crc.h"
 #include "tinyhil_dut.h"
 #include "tinyhil_model.h"
 #include "tinyhil_port.h"
@@ -78,30 +79,6 @@ static uint16_t length, filled;
 static uint16_t running_crc;
 static uint8_t trailer[2];
 
-#if defined(__AVR__)
-/* avr-libc's CRC steps (inline assembly) are the same CRCs: CRC-8 poly 0x07 and the MSB-first
- * poly 0x1021 step of CRC-16/CCITT-FALSE. The bit loops below cost ~100 cycles a byte, more
- * than a byte lasts on an emulator's 2 Mbaud UART. */
-#include <util/crc16.h>
-static uint8_t crc8_update(uint8_t crc, uint8_t byte) { return _crc8_ccitt_update(crc, byte); }
-static uint16_t crc16_update(uint16_t crc, uint8_t byte) { return _crc_xmodem_update(crc, byte); }
-#else
-static uint8_t crc8_update(uint8_t crc, uint8_t byte)
-{
-    crc ^= byte;
-    for (uint8_t i = 0; i < 8; i++)
-        crc = (crc & 0x80) ? (uint8_t)((crc << 1) ^ 0x07) : (uint8_t)(crc << 1);
-    return crc;
-}
-
-static uint16_t crc16_update(uint16_t crc, uint8_t byte)
-{
-    crc ^= (uint16_t)byte << 8;
-    for (uint8_t i = 0; i < 8; i++)
-        crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
-    return crc;
-}
-#endif
 
 static uint16_t crc16_block(const uint8_t *data, uint16_t len)
 {

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "tinyhil_crc.h"
 #include "tinyhil_dut.h"
 #include "tinyhil_model.h"
 #include "tinyhil_port.h"
@@ -74,18 +75,6 @@ static uint8_t have_output;
  * the harness checks and the runner ignores. */
 static uint16_t reply_crc;
 
-#if defined(__AVR__)
-#include <util/crc16.h>
-static uint16_t crc16_update(uint16_t crc, uint8_t byte) { return _crc_xmodem_update(crc, byte); }
-#else
-static uint16_t crc16_update(uint16_t crc, uint8_t byte)
-{
-    crc ^= (uint16_t)byte << 8;
-    for (uint8_t i = 0; i < 8; i++)
-        crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
-    return crc;
-}
-#endif
 
 static void emit(const uint8_t *data, uint16_t len)
 {
