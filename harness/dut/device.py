@@ -170,17 +170,19 @@ class Dut:
 
     def window_loops(self, vector: bytes, window_s: float) -> int:
         """EEMBC: inferences one `infer N 0` needs for its laps to span `window_s` of device
-        time, found by trying (1, then scaled by each lap), once per window length."""
+        time, found by trying (1, then scaled by each lap), once per vector and window length
+        (inputs differ in latency: the energy input is not the latency suite's)."""
         from harness.protocol.eembc import lap_loops_for
-        if window_s not in self._window_loops:
+        key = (vector, window_s)
+        if key not in self._window_loops:
             loops = 1
             while True:
                 lap = self.infer(vector, runs=loops).cycles[0]
                 if lap != CYCLES_INVALID and lap >= window_s * self.identity.timer_hz:
                     break
                 loops = lap_loops_for(lap if lap != CYCLES_INVALID else 0, loops, window_s)
-            self._window_loops[window_s] = loops
-        return self._window_loops[window_s]
+            self._window_loops[key] = loops
+        return self._window_loops[key]
 
     def cycles_to_us(self, cycles) -> np.ndarray:
         return np.asarray(cycles, dtype=float) * 1e6 / self.identity.timer_hz

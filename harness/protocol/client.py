@@ -330,7 +330,8 @@ class DutClient:
         """On a link that has already lost frames, a lost request or reply is resent after a
         few round trips, not after the whole reply timeout (a noisy link would otherwise spend
         nearly all its time waiting). Safe because a repeated request keeps its SEQ and the DUT
-        answers it from its held result. A clean link always waits the whole timeout."""
+        answers it from its held result. (On a clean link _request shortens only the first wait,
+        and a miss there is a timeout like any other.)"""
         if not self.stats.resends:
             return None
         if kind not in self._srtt:

@@ -29,7 +29,7 @@ from harness.protocol.client import (QUICK_FLOOR_S, QUICK_RTTS, QUICK_TRIES, REA
                                      Identity, InferResult, LinkLost, LinkNoisy, LinkStats,
                                      NoReply)
 from harness.protocol.link import open_serial
-from harness.protocol.wire import DTYPE_NAME, DTYPE_SIZE, FLAG, PROTOCOL_VERSION, crc16
+from harness.protocol.wire import DTYPE_NAME, FLAG, PROTOCOL_VERSION, crc16
 
 #: bytes per `db` line: the runner's DUT-direct size (26 through its energy interface board)
 DB_BYTES = 31
@@ -429,6 +429,3 @@ def lap_loops_for(lap_us: int, loops: int, window_s: float) -> int:
         return min(MAX_INFERENCES, loops * 16)
     want = math.ceil(loops * window_s * LAP_HZ / lap_us * 1.05)
     return min(MAX_INFERENCES, max(loops * 2, want))
-
-
-__all__ = ["EembcClient", "DB_BYTES", "LAP_HZ", "lap_loops_for", "FLAG", "DTYPE_SIZE"]

@@ -14,17 +14,13 @@ from harness.build.core import Firmware
 from harness.build.firmware import build_firmware
 from harness.dut.device import Dut
 from harness.dut.supervision import attach_supervisor, healthy
+from harness.energy.measure import EMULATOR_MIN_WINDOW_S, MLPERF_MIN_WINDOW_S
 from harness.errors import BackendError, HarnessError
 from harness.models import ExportedModel, ModelVariant, export
 from harness.protocol import client_class
 from harness.protocol.client import DutClient, LinkStats
 from harness.results.records import Recorder, new_run_id, write_manifest
 from harness.session.plan import BoardPlan, Case
-
-
-#: the MLPerf Tiny rule for a timed window on hardware, and the emulators' shorter one
-MLPERF_WINDOW_S = 10.0
-EMULATOR_WINDOW_S = 0.02
 
 
 @dataclass
@@ -42,8 +38,8 @@ class Session:
     # only appends its records to the shared records.jsonl.
     shared_run: bool = False
     reply_timeout: float | None = None # seconds; None: the board file's reply_timeout_s, else 2
-    #: EEMBC firmware: device seconds per latency window (None: MLPerf's 10 s on hardware,
-    #: EMULATOR_WINDOW_S elsewhere)
+    #: EEMBC firmware: device seconds per latency window (None: as the energy suite's windows,
+    #: MLPerf's 10 s on hardware, EMULATOR_MIN_WINDOW_S elsewhere)
     eembc_window_s: float | None = None
     # Applied to every target started (the fault-injecting link of harness.faults).
     wrap_target: Callable[[Target], Target] | None = None
@@ -182,8 +178,8 @@ class Session:
             firmware.build_id = identity.build_id
         dut = Dut(target, firmware, self.exported(case.variant), client, identity,
                   test_set=self._test_sets.setdefault((case.board.name, case.backend, case.variant.name), {}),
-                  window_s=self.eembc_window_s or (MLPERF_WINDOW_S if case.backend == "hardware"
-                                                   else EMULATOR_WINDOW_S))
+                  window_s=self.eembc_window_s or (MLPERF_MIN_WINDOW_S if case.backend == "hardware"
+                                                   else EMULATOR_MIN_WINDOW_S))
         try:
             dut.check_identity()
         except Exception:
