@@ -14,7 +14,8 @@ recorded as it is taken (metric `output`); afterwards records.jsonl is read back
 - detect: the longest detection time the failure records give.
 
 Link faults are recovered by the protocol itself: the `link` record counts the resends. The
-last rows time a noisy link (0.5 % flips, 0.1 % drops) against a clean one.
+last rows time a noisy link (0.5 % flips, 0.1 % drops) against a clean one: streaming one
+vector per request, and the accuracy pass (batches; staged batches once the link lost a frame).
 """
 
 from __future__ import annotations
@@ -159,6 +160,20 @@ def bench_target(target: str, rounds: int, vectors: int, workdir: Path) -> list[
             session.close()
     lines.append(f"  {NOISY}: {times['noisy']:.2f} s for {vectors * 2} vectors, clean "
                  f"{times['clean']:.2f} s ({times['noisy'] / max(times['clean'], 1e-9):.1f}x)")
+    passes = {}
+    for name, spec in (("clean", "flip=0"), ("noisy", NOISY)):
+        session, _ = session_for(target, f"{target}-pass-{name}", workdir, spec)
+        try:
+            dut = session.dut(session.cases[0])
+            test_set = [dut.exported.vector_bytes(i) for i in range(len(dut.exported.test_inputs))]
+            started = time.monotonic()
+            _, _, requests = dut.infer_all(test_set)
+            passes[name] = (time.monotonic() - started, requests)
+        finally:
+            session.close()
+    (noisy_s, noisy_n), (clean_s, clean_n) = passes["noisy"], passes["clean"]
+    lines.append(f"  accuracy pass ({len(test_set)} vectors): {noisy_s:.2f} s in {noisy_n} requests, "
+                 f"clean {clean_s:.2f} s in {clean_n} ({noisy_s / max(clean_s, 1e-9):.1f}x)")
     return lines
 
 

@@ -1,4 +1,4 @@
-"""The host side of wire protocol v3: a DUT client over any pyserial URL.
+"""The host side of wire protocol v4: a DUT client over any pyserial URL.
 
 Every request but LOAD gets one response carrying its sequence number. A corrupted or lost
 frame is never accepted: it is resent with the same sequence number (the DUT says BAD_CRC at
@@ -52,6 +52,10 @@ class Identity:
     #: an EEMBC firmware not built by tinyhil: known by its name and model only
     foreign: bool = False
 
+    @property
+    def output_bytes(self) -> int:
+        return self.output_count * DTYPE_SIZE.get(self.output_dtype, 4)
+
     @classmethod
     def parse(cls, payload: bytes) -> "Identity":
         if len(payload) < IDENTITY_FIXED.size + 2:
@@ -90,6 +94,12 @@ class BatchResult:
     outputs: list[bytes]         # raw output of each vector, in order
     cycles: list[int]            # each vector's one inference, in counter ticks
     roundtrip_s: float
+
+
+@dataclass
+class StagedResult:
+    outputs: list[bytes | None]  # per staged vector: its output, None if it arrived damaged
+    cycles: list[int | None]     # and its one inference's counter ticks
 
 
 @dataclass
@@ -137,10 +147,11 @@ class DutClient:
         ident = self.identity
         if ident is None:
             return max(self.max_payload, IDENTITY_MAX)
-        out = ident.output_count * DTYPE_SIZE.get(ident.output_dtype, 4)
+        out = ident.output_bytes
         result = 6 + out + 4 * ident.max_runs
         batch = 2 + ident.batch_max * (out + 4)          # BATCH_RESULT: outputs and cycles
-        return max(ident.max_payload, result, batch, IDENTITY_MAX)
+        staged = batch + (ident.batch_max + 7) // 8      # STAGED_RESULT: and the bitmap
+        return max(ident.max_payload, result, staged, IDENTITY_MAX)
 
     @classmethod
     def open(cls, url: str, baud: int = 115200, **kwargs) -> "DutClient":
@@ -221,6 +232,33 @@ class DutClient:
             cycles.append(struct.unpack_from("<I", frame.payload, at + per - 4)[0])
         return BatchResult(outputs, cycles, roundtrip)
 
+    def infer_staged(self, vectors: list[bytes], timeout: float | None = None) -> StagedResult:
+        """A batch over a noisy link: each vector in its own STAGE frame, then one INFER_STAGED.
+        Only the vectors that arrived intact run; the others come back as None, to stage again."""
+        identity = self.identity or self.identify()
+        if not 0 < len(vectors) <= identity.batch_max:
+            raise ValueError(f"a batch holds 1..{identity.batch_max} vectors on {identity.board}, "
+                             f"not {len(vectors)}")
+        for slot, vector in enumerate(vectors):
+            self._send(MSG["STAGE"], struct.pack("<H", slot) + vector)
+        frame = self._request(MSG["INFER_STAGED"], struct.pack("<H", len(vectors)),
+                              MSG["STAGED_RESULT"], timeout=timeout)
+        count, payload = len(vectors), frame.payload
+        bitmap = payload[2:2 + (count + 7) // 8]
+        ran = [k for k in range(count) if k // 8 < len(bitmap) and bitmap[k // 8] >> (k % 8) & 1]
+        per = identity.output_bytes + 4
+        if (len(payload) < 2 or struct.unpack_from("<H", payload)[0] != count or
+                len(payload) != 2 + len(bitmap) + len(ran) * per):
+            raise ProtocolError(f"STAGED_RESULT of {len(payload)} bytes does not answer "
+                                f"{count} staged vectors")
+        outputs: list[bytes | None] = [None] * count
+        cycles: list[int | None] = [None] * count
+        for n, k in enumerate(ran):
+            at = 2 + len(bitmap) + n * per
+            outputs[k] = payload[at:at + per - 4]
+            cycles[k] = struct.unpack_from("<I", payload, at + per - 4)[0]
+        return StagedResult(outputs, cycles)
+
     def _infer_loaded(self, head: bytes, vector: bytes, timeout: float | None) -> Frame:
         chunk = self.max_payload - 2
         check = struct.pack("<HH", len(vector), crc16(vector))
@@ -284,7 +322,12 @@ class DutClient:
                 problem = self.alive_check() if self.alive_check else None
                 if problem:          # a dead or stopped DUT is said at once, as after a timeout
                     raise NoReply(f"{_name(msg_type)} got no reply on {self.port.portstr}: {problem[1]}")
-                quick_tries += 1     # resent at once; the DUT answers a repeat without rerunning it
+                # Resent at once; the DUT answers a repeat without rerunning it. A damaged reply
+                # shows the DUT alive: it counts against corrupt_retries, not the quick tries.
+                if self._heard:
+                    damaged += 1
+                else:
+                    quick_tries += 1
                 self.stats.quick_resends += 1
                 continue
             if frame is not None and not (silent or damaged or quick_tries):
@@ -386,9 +429,10 @@ class DutClient:
 
 
 # A quick resend waits QUICK_FLOOR_S + QUICK_RTTS round trips (of the DUT's CPU time, like
-# every reply deadline), at most QUICK_TRIES times per request before the full timeout.
-QUICK_FLOOR_S = 0.02
-READ_STEP_S = 0.01
+# every reply deadline), at most QUICK_TRIES times per request before the full timeout. The
+# floor can be a few ms: a resend that overtakes a slow reply is answered from the held result.
+QUICK_FLOOR_S = 0.003
+READ_STEP_S = 0.002
 QUICK_RTTS = 4
 QUICK_TRIES = 10
 # Before a link has lost anything: FIRST_RTTS round trips, at least FIRST_FLOOR_S.

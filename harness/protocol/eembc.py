@@ -25,12 +25,15 @@ import serial
 
 from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
-from harness.protocol.client import (QUICK_FLOOR_S, QUICK_RTTS, QUICK_TRIES, READ_STEP_S,
-                                     Identity, InferResult, LinkLost, LinkNoisy, LinkStats,
-                                     NoReply)
+from harness.protocol.client import (QUICK_RTTS, QUICK_TRIES, Identity, InferResult, LinkLost,
+                                     LinkNoisy, LinkStats, NoReply)
 from harness.protocol.link import open_serial
 from harness.protocol.wire import DTYPE_NAME, FLAG, PROTOCOL_VERSION, crc16
 
+#: a quick resend's floor, and the quiet step that ends a drain: the text lines have no
+#: exactly-once, so a command resent too soon runs again (hence longer than the binary client's)
+QUICK_FLOOR_S = 0.02
+DRAIN_STEP_S = 0.01
 #: bytes per `db` line: the runner's DUT-direct size (26 through its energy interface board)
 DB_BYTES = 31
 #: the same `e-` reply this many times in a row is the DUT's answer, not a damaged command
@@ -351,7 +354,7 @@ class EembcClient:
         """Before a resend: the rest of a late reply is read and dropped, and a '%' ends any
         command the DUT holds half-received (an empty command: only m-ready comes back)."""
         self._write("%")
-        quiet_until = time.monotonic() + 5 * READ_STEP_S
+        quiet_until = time.monotonic() + 5 * DRAIN_STEP_S
         seen = b""
         while time.monotonic() < quiet_until:
             try:
@@ -363,7 +366,7 @@ class EembcClient:
                 seen = (seen + data)[-64:]
                 # our build answers the '%' with its CRC line and m-ready: the end is known
                 step = 1 if self._ours and re.search(rb"crc-\[[0-9a-f]{4}\]\r?\nm-ready", seen) else 5
-                quiet_until = time.monotonic() + step * READ_STEP_S
+                quiet_until = time.monotonic() + step * DRAIN_STEP_S
         self._buffer = b""
 
 

@@ -1,4 +1,4 @@
-"""Wire protocol v3: the one source of its constants, and frame encoding/decoding.
+"""Wire protocol v4: the one source of its constants, and frame encoding/decoding.
 
 docs/protocol.md specifies it; devices/firmware/runtime/tinyhil_wire.h is generated from this
 module (`tinyhil gen-header`), and a test checks that the committed header matches.
@@ -13,6 +13,8 @@ CRC is CRC-16/CCITT-FALSE over TYPE..PAYLOAD.
 v3: a resent request keeps its SEQ, and the DUT answers a byte-identical repeat of the
 inference request it just served from that request's result (exactly once); INFER_BATCH
 carries several vectors in one request (how many: IDENTITY's batch_max, from the board's RAM).
+v4: a noisy link stages a batch's vectors one frame each (STAGE) and runs those that arrived
+intact (INFER_STAGED): a damaged vector is staged again alone, not the whole batch.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import binascii
 import struct
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 SYNC = 0xA5
 HEADER_SIZE = 6          # SYNC TYPE SEQ LEN(2) HCRC
 TRAILER_SIZE = 2         # CRC-16
@@ -48,6 +50,15 @@ MSG = {
     "INFER_BATCH": 0x06,
     # DUT -> host: count u16, then per vector its output bytes and cycles u32
     "BATCH_RESULT": 0x86,
+    # host -> DUT: slot u16, one whole vector; no response. Kept in the batch's slot `slot`
+    # if the frame arrived intact (a damaged one leaves that slot empty)
+    "STAGE": 0x07,
+    # host -> DUT: count u16; runs each of slots 0..count-1 that holds a staged vector once,
+    # timed alone; the next STAGE starts a new batch
+    "INFER_STAGED": 0x08,
+    # DUT -> host: count u16, a bitmap of the slots that ran (bit k%8 of byte k/8), then per
+    # slot that ran, in order, its output bytes and cycles u32
+    "STAGED_RESULT": 0x88,
     "ERROR": 0xEE,           # DUT -> host: code u8, detail u16
 }
 
@@ -60,7 +71,7 @@ ERR = {
     "RUNS_OUT_OF_RANGE": 5,  # runs is 0 or larger than the DUT's max_runs
     "BAD_OFFSET": 6,         # LOAD past the vector capacity
     "MODEL_FAILED": 7,       # the model returned non-zero
-    "BATCH_OUT_OF_RANGE": 8, # INFER_BATCH: count is 0 or above the DUT's batch_max (detail)
+    "BATCH_OUT_OF_RANGE": 8, # INFER_BATCH, INFER_STAGED: count is 0 or above batch_max (detail)
 }
 
 # IDENTITY flag bits.

@@ -1,4 +1,4 @@
-"""Exactly once (protocol v3): a resent request keeps its sequence number, and the DUT answers
+"""Exactly once (protocol v3 on): a resent request keeps its sequence number, and the DUT answers
 a repeat of the inference it just served from that result, never by running it again. Shown
 on simavr, whose marker log has one rising edge per inference request the DUT ran."""
 
@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from faultkit import start_session
-from harness.protocol.wire import MSG, Decoder, encode
+from harness.protocol.wire import ERR, HEADER_SIZE, MSG, Decoder, encode
 
 
 def marker_rises(dut) -> int:
@@ -64,8 +64,8 @@ def test_damaged_replies_are_resent_without_running_twice(tmp_path):
 
 
 def test_a_batched_test_set_through_a_noisy_link_is_exact(tmp_path):
-    """INFER_BATCH frames and their replies damaged both ways: every batch is resent until
-    intact, and the outputs and each vector's cycles equal those of a clean link."""
+    """Frames damaged both ways: INFER_BATCH until the first loss, then staged batches whose
+    damaged vectors are staged again; the outputs and each vector's cycles equal a clean link's."""
     clean_session, _, clean = start_session(tmp_path / "clean", "uno", "simavr", "rf_iris", fault_link=None)
     try:
         vectors = [clean.exported.vector_bytes(i) for i in range(len(clean.exported.test_inputs))]
@@ -79,5 +79,54 @@ def test_a_batched_test_set_through_a_noisy_link_is_exact(tmp_path):
         outputs, cycles, requests = dut.infer_all(vectors)
         assert (outputs, cycles) == expected
         assert dut.client.stats.resends > 0, "nothing was damaged: raise flip"
+        assert requests < len(vectors), "the staged rounds carried one vector each"
+    finally:
+        session.close()
+
+
+def staged_reply(port, vectors: list[bytes], seq: int, damage: set[int] = frozenset()):
+    """Stages `vectors` in slots 0.. (those in `damage` with one body byte flipped, so their
+    CRC fails), then asks INFER_STAGED for all of them: the STAGED_RESULT frame."""
+    for slot, vector in enumerate(vectors):
+        frame = bytearray(encode(MSG["STAGE"], seq - 1 - slot, struct.pack("<H", slot) + vector))
+        if slot in damage:
+            frame[HEADER_SIZE + 3] ^= 0x10
+        port.write(bytes(frame))
+    port.write(encode(MSG["INFER_STAGED"], seq, struct.pack("<H", len(vectors))))
+    (reply,) = replies(port, 1)
+    return reply
+
+
+def test_a_staged_batch_runs_only_the_vectors_that_arrived_intact(tmp_path):
+    """STAGE frames, one damaged: INFER_STAGED runs the intact ones (bitmap, then their
+    results in slot order, equal to a clean INFER_BATCH's), a repeat of it gets the same reply,
+    the next STAGE starts a new batch, and a staged vector never runs twice."""
+    session, _, dut = start_session(tmp_path, "uno", "simavr", "rf_iris", fault_link=None)
+    try:
+        assert dut.identity.batch_max >= 3
+        vectors = [dut.exported.vector_bytes(i) for i in range(3)]
+        clean = dut.client.infer_batch(vectors)
+        per = dut.identity.output_bytes + 4
+        port = dut.client.port
+        reply = staged_reply(port, vectors, seq=120, damage={1})
+        assert (reply.type, reply.seq) == (MSG["STAGED_RESULT"], 120)
+        assert reply.payload[:3] == struct.pack("<HB", 3, 0b101)
+        results = [reply.payload[3 + n * per:3 + (n + 1) * per] for n in range(2)]
+        assert len(reply.payload) == 3 + 2 * per
+        for result, k in zip(results, (0, 2)):
+            assert result[:-4] == clean.outputs[k]
+            assert struct.unpack("<I", result[-4:])[0] == clean.cycles[k]
+        port.write(encode(MSG["INFER_STAGED"], 120, struct.pack("<H", 3)))   # resent
+        (again,) = replies(port, 1)
+        assert (again.type, again.seq, again.payload) == (reply.type, 120, reply.payload)
+        fresh = staged_reply(port, vectors[1:2], seq=130)      # a new batch of one
+        assert fresh.payload[:3] == struct.pack("<HB", 1, 0b1)
+        assert fresh.payload[3:-4] == clean.outputs[1]
+        port.write(encode(MSG["INFER_STAGED"], 131, struct.pack("<H", 3)))   # nothing staged
+        (rest,) = replies(port, 1)
+        assert rest.payload == struct.pack("<HB", 3, 0), "a staged vector ran twice"
+        port.write(encode(MSG["INFER_STAGED"], 132, struct.pack("<H", 0)))
+        (refused,) = replies(port, 1)
+        assert (refused.type, refused.payload[0]) == (MSG["ERROR"], ERR["BATCH_OUT_OF_RANGE"])
     finally:
         session.close()

@@ -15,12 +15,20 @@ def seeds() -> dict[str, bytes]:
     loads = encode(MSG["LOAD"], 4, struct.pack("<H", 0) + VECTOR[:10]) + \
         encode(MSG["LOAD"], 5, struct.pack("<H", 10) + VECTOR[10:])
     loaded = encode(MSG["INFER_LOADED"], 6, struct.pack("<HHHH", 1, 0, len(VECTOR), crc16(VECTOR)))
+    stages = [encode(MSG["STAGE"], 10 + slot, struct.pack("<H", slot) + VECTOR) for slot in range(3)]
+    damaged = bytearray(stages[1])
+    damaged[-3] ^= 0x08
+    staged = encode(MSG["INFER_STAGED"], 13, struct.pack("<H", 3))
     return {
         "identify": encode(MSG["IDENTIFY"], 1, b""),
         "echo": encode(MSG["ECHO"], 2, b"hello\xa5\x00\xff"),
         "infer": infer,
         "load_then_infer_loaded": loads + loaded,
         "runs_out_of_range": encode(MSG["INFER"], 7, struct.pack("<HH", 0, 0) + VECTOR),
+        "infer_batch": encode(MSG["INFER_BATCH"], 9, struct.pack("<H", 2) + VECTOR * 2),
+        "stage_then_infer_staged": b"".join(stages) + staged + staged,
+        "stage_damaged": stages[0] + bytes(damaged) + stages[2] + staged,
+        "stage_out_of_range": encode(MSG["STAGE"], 14, struct.pack("<H", 999) + VECTOR) + staged,
         "unknown_type": encode(0x7F, 8, b"\x01"),
         "bad_crc": infer[:-1] + bytes([infer[-1] ^ 0x40]),
         "truncated_then_whole": infer[:9] + infer,

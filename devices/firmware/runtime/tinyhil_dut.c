@@ -1,5 +1,5 @@
 /* DUT runtime: frame parser, request dispatch and the timed inference loop.
- * Wire protocol v3, specified in docs/protocol.md; constants come from tinyhil_wire.h,
+ * Wire protocol v4, specified in docs/protocol.md; constants come from tinyhil_wire.h,
  * which is generated from harness/wire.py. The parser takes any byte stream: a frame is
  * acted on only when its header CRC-8 and its CRC-16 both check out. */
 #include <stdint.h>
@@ -60,13 +60,24 @@ static uint32_t min_timed_ticks;    /* shortest timed run worth reporting (0: on
 static uint8_t identified;          /* IDENTITY sent since boot: zeroed by every reset */
 static uint8_t batch_result[TINYHIL_BATCH_BYTES ? TINYHIL_BATCH_BYTES : 1];
 
+/* Staged batches (a noisy link): each STAGE frame writes its vector straight into its slot of
+ * the batch, where INFER_BATCH's vectors sit (payload + 2), so staging takes no RAM of its
+ * own beyond one bitmap. A slot counts as staged only once its frame's CRC checked out; any
+ * other frame with a body overwrites the slots and empties them all. After INFER_STAGED the
+ * bitmap says which slots ran (the held result's) until the next frame with a body. A result
+ * takes at least 5 bytes of batch_result, so batch_max never exceeds STAGE_SLOTS. */
+#define STAGE_SLOTS (TINYHIL_BATCH_BYTES / 5 + 1)
+static uint8_t staged[(STAGE_SLOTS + 7) / 8];
+static uint8_t staging_done;        /* INFER_STAGED ran the slots: they are empty for the next */
+static uint8_t *stage_at;           /* the slot the STAGE frame being received writes, or NULL */
+
 /* Exactly once: the request whose result is held (OUTPUT and run_cycles, or batch_result).
  * A resent request keeps its SEQ, so a byte-identical repeat of it (same TYPE, SEQ and CRC)
  * is answered from that result, never run again: an energy window or a per-vector cycle
  * count is never doubled by a noisy link. Any other request clears it. */
 static uint8_t served;              /* 0: nothing held; else the held result's type */
 static uint8_t served_seq;
-static uint16_t served_crc, served_runs, served_count;
+static uint16_t served_crc, served_runs, served_count, served_bytes;
 static uint32_t served_loops;
 static uint16_t frame_crc;          /* CRC-16 of the frame being dispatched */
 
@@ -198,7 +209,7 @@ static uint32_t calibrate_loops(int *failed)
 }
 
 static void send_result(uint8_t seq);
-static void send_batch_result(uint8_t seq);
+static void send_batch_result(uint8_t seq, uint8_t staged_reply);
 
 /* One timed run of `loops` inferences on VECTOR, in counter ticks less the counter's own
  * cost; the latency suite's runs and a batch's vectors are timed by this same code, so a
@@ -256,12 +267,16 @@ static void send_result(uint8_t seq)
     served_crc = frame_crc;
 }
 
-/* INFER_BATCH: each vector once, timed alone (a test set's per-vector cycles). Results are
- * kept in batch_result first, so a repeat of this request can be answered from them. */
-static void run_batch(uint8_t seq, uint16_t count)
+/* INFER_BATCH, INFER_STAGED: each vector once, timed alone (a test set's per-vector cycles);
+ * `only`, when given, is the bitmap of the slots to run. Results are kept in batch_result
+ * first, in slot order, so a repeat of this request can be answered from them. */
+static void run_batch(uint8_t seq, uint16_t count, const uint8_t *only)
 {
     uint16_t in = tinyhil_input_bytes(), out = tinyhil_output_bytes(), per = (uint16_t)(out + 4);
+    uint16_t done = 0;
     for (uint16_t k = 0; k < count; k++) {
+        if (only && !(only[k / 8] & (1u << (k % 8))))
+            continue;
         memcpy(VECTOR, payload + 2 + (uint32_t)k * in, in);
         int failed = 0;
         uint32_t spent = timed_run(1, &failed);
@@ -269,23 +284,29 @@ static void run_batch(uint8_t seq, uint16_t count)
             send_error(seq, TINYHIL_ERR_MODEL_FAILED, k);
             return;
         }
-        uint8_t *slot = batch_result + (uint32_t)k * per;
+        uint8_t *slot = batch_result + (uint32_t)done++ * per;
         memcpy(slot, OUTPUT, out);
         for (uint8_t b = 0; b < 4; b++)
             slot[out + b] = (uint8_t)(spent >> (8 * b));
     }
     served_count = count;
-    send_batch_result(seq);
+    served_bytes = (uint16_t)(done * per);
+    staging_done = only != NULL;
+    send_batch_result(seq, staging_done);
 }
 
-static void send_batch_result(uint8_t seq)
+/* BATCH_RESULT, or STAGED_RESULT (`staged_reply`): the held results, for STAGED_RESULT after
+ * the bitmap of the slots that ran. One function for both keeps the AVR's stack bound small. */
+static void send_batch_result(uint8_t seq, uint8_t staged_reply)
 {
-    uint16_t len = (uint16_t)(served_count * (tinyhil_output_bytes() + 4));
-    tx_begin(TINYHIL_MSG_BATCH_RESULT, seq, (uint16_t)(2 + len));
+    uint16_t map = staged_reply ? (uint16_t)((served_count + 7) / 8) : 0;
+    uint8_t type = staged_reply ? TINYHIL_MSG_STAGED_RESULT : TINYHIL_MSG_BATCH_RESULT;
+    tx_begin(type, seq, (uint16_t)(2 + map + served_bytes));
     tx_u16(served_count);
-    tx_bytes(batch_result, len);
+    tx_bytes(staged, map);
+    tx_bytes(batch_result, served_bytes);
     tx_end();
-    served = TINYHIL_MSG_BATCH_RESULT;
+    served = type;
     served_seq = seq;
     served_crc = frame_crc;
 }
@@ -338,17 +359,33 @@ static void dispatch(uint8_t type, uint8_t seq)
         }
         run_inference(seq, get_u16(payload), get_u16(payload + 2));
         break;
-    case TINYHIL_MSG_INFER_BATCH: {
+    case TINYHIL_MSG_INFER_BATCH:
+    case TINYHIL_MSG_INFER_STAGED: {
+        /* One call of run_batch for both, so that it is inlined (the AVR's stack bound). */
+        uint8_t staged_run = type == TINYHIL_MSG_INFER_STAGED;
         uint16_t count = length >= 2 ? get_u16(payload) : 0;
+        if (staged_run && length != 2) {
+            send_error(seq, TINYHIL_ERR_BAD_LENGTH, 2);
+            break;
+        }
+        if (staged_run && staging_done)          /* nothing staged since the last run */
+            memset(staged, 0, sizeof staged);
         if (count == 0 || count > batch_max()) {
             send_error(seq, TINYHIL_ERR_BATCH_OUT_OF_RANGE, batch_max());
             break;
         }
-        if (length != 2 + (uint32_t)count * need) {
+        if (!staged_run && length != 2 + (uint32_t)count * need) {
             send_error(seq, TINYHIL_ERR_BAD_LENGTH, (uint16_t)(2 + count * need));
             break;
         }
-        run_batch(seq, count);
+        run_batch(seq, count, staged_run ? staged : NULL);
+        break;
+    }
+    case TINYHIL_MSG_STAGE: {         /* no reply: INFER_STAGED says which slots ran */
+        if (!stage_at)
+            break;
+        uint16_t slot = get_u16(payload);   /* the STAGE body left it there */
+        staged[slot / 8] |= (uint8_t)(1u << (slot % 8));
         break;
     }
     default:
@@ -358,6 +395,28 @@ static void dispatch(uint8_t type, uint8_t seq)
 }
 
 /* --- parser -------------------------------------------------------------------------------- */
+/* A STAGE frame's body: its slot number first (kept in payload[0..1], outside every slot),
+ * then its vector, written into that slot as it arrives. */
+static void stage_byte(uint8_t byte)
+{
+    if (filled >= 2) {
+        if (stage_at)
+            stage_at[filled - 2] = byte;
+        return;
+    }
+    payload[filled] = byte;
+    if (filled == 1) {
+        /* No division here: the soft UART's next byte is due (docs/attiny85.md). */
+        uint16_t slot = get_u16(payload), in = tinyhil_input_bytes();
+        uint32_t at = 2 + (uint32_t)slot * in;
+        stage_at = NULL;
+        if (slot < STAGE_SLOTS && length == 2 + in && at + in <= TINYHIL_MAX_PAYLOAD) {
+            staged[slot / 8] &= (uint8_t)~(1u << (slot % 8));   /* staged again once intact */
+            stage_at = payload + at;
+        }
+    }
+}
+
 void tinyhil_dut_feed(uint8_t byte)
 {
     switch (state) {
@@ -383,12 +442,24 @@ void tinyhil_dut_feed(uint8_t byte)
             running_crc = 0xFFFF;
             for (uint8_t i = 0; i < 4; i++)
                 running_crc = crc16_update(running_crc, header[i]);
+            stage_at = NULL;
+            /* A body overwrites the slots; the first STAGE after a run starts a new batch. */
+            if (length > 2 && (header[0] != TINYHIL_MSG_STAGE || staging_done)) {
+                memset(staged, 0, sizeof staged);
+                staging_done = 0;
+                if (served == TINYHIL_MSG_STAGED_RESULT)
+                    served = 0;                     /* its bitmap is gone */
+            }
             filled = 0;
             state = length ? BODY : TRAILER;
         }
         break;
     case BODY:
-        payload[filled++] = byte;
+        if (header[0] == TINYHIL_MSG_STAGE)
+            stage_byte(byte);
+        else
+            payload[filled] = byte;
+        filled++;
         running_crc = crc16_update(running_crc, byte);
         if (filled == length) {
             filled = 0;
@@ -403,19 +474,19 @@ void tinyhil_dut_feed(uint8_t byte)
         if (get_u16(trailer) == running_crc) {
             if (served && header[1] == served_seq && running_crc == served_crc &&
                 (header[0] == TINYHIL_MSG_INFER || header[0] == TINYHIL_MSG_INFER_LOADED ||
-                 header[0] == TINYHIL_MSG_INFER_BATCH)) {
+                 header[0] == TINYHIL_MSG_INFER_BATCH || header[0] == TINYHIL_MSG_INFER_STAGED)) {
                 /* A resend of the request just served: its held result, not a second run. */
                 if (served == TINYHIL_MSG_RESULT)
                     send_result(header[1]);
                 else
-                    send_batch_result(header[1]);
+                    send_batch_result(header[1], served == TINYHIL_MSG_STAGED_RESULT);
                 break;
             }
             served = 0;
             frame_crc = running_crc;
             dispatch(header[0], header[1]);
         }
-        else if (header[0] != TINYHIL_MSG_LOAD)
+        else if (header[0] != TINYHIL_MSG_LOAD && header[0] != TINYHIL_MSG_STAGE)
             /* The header was sound, so the host can be told at once which request to resend. */
             send_error(header[1], TINYHIL_ERR_BAD_CRC, running_crc);
         break;
