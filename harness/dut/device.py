@@ -12,7 +12,7 @@ from harness.backends.base import Target
 from harness.errors import ProtocolError
 from harness.build.core import Firmware
 from harness.protocol.client import DutClient, Identity, InferResult, LinkNoisy
-from harness.protocol.wire import CYCLES_INVALID
+from harness.protocol.wire import CYCLES_INVALID, STAGE_PIECE
 
 
 #: a staged round's vectors are as many as fit a reply of about this many bytes: a long reply
@@ -129,7 +129,7 @@ class Dut:
         size = 1
         requests = 0
         while len(outputs) < len(vectors):
-            if batch >= 2 and self.identity.protocol == "tinyhil" and self.client.stats.resends:
+            if self.identity.stage_slots and self.identity.protocol == "tinyhil" and self.client.stats.resends:
                 rest_outputs, rest_cycles, staged = self._infer_staged(vectors[len(outputs):], done,
                                                                        len(outputs))
                 return outputs + rest_outputs, cycles + rest_cycles, requests + staged
@@ -152,33 +152,48 @@ class Dut:
 
     def _infer_staged(self, vectors: list[bytes], done: Callable[[int], None] | None,
                       before: int) -> tuple[list[bytes], list[int], int]:
-        """A noisy link: rounds of up to batch_max staged vectors, the damaged ones staged
-        again in the next round (in order, ahead of new ones) until each has run once."""
+        """A noisy link: each vector goes in pieces (STAGE) into a slot of a staged batch; a
+        round sends the pieces still missing and runs every slot whose pieces all arrived, and
+        a slot that ran takes the next vector. Returns as infer_all does, with the rounds."""
+        ident = self.identity
+        parts = ident.stage_parts
+        width = max(1, min(ident.stage_slots, STAGED_REPLY_BYTES // (ident.output_bytes + 4)))
         outputs: list[bytes | None] = [None] * len(vectors)
         cycles: list[int | None] = [None] * len(vectors)
-        pending = list(range(len(vectors)))
+        holds: list[int | None] = [None] * width            # the vector each slot holds
+        missing: list[set[int]] = [set() for _ in range(width)]
+        upcoming = iter(range(len(vectors)))
         rounds = idle = finished = 0
-        per = self.identity.batch_max
-        per = max(2, min(per, STAGED_REPLY_BYTES // (self.identity.output_bytes + 4)))
-        while pending:
-            slots = pending[:per]
-            result = self._call(lambda client, s=slots: client.infer_staged(
-                [vectors[k] for k in s], timeout=self.reply_timeout(len(s))), "INFER_STAGED")
+        self._call(lambda client: client.infer_staged(0, []), "INFER_STAGED")   # a new batch
+        while True:
+            for slot in range(width):
+                if holds[slot] is None:
+                    holds[slot] = next(upcoming, None)
+                    missing[slot] = set(range(parts))
+            held = [slot for slot in range(width) if holds[slot] is not None]
+            if not held:
+                return outputs, cycles, rounds
+            pieces = [(slot, part, vectors[holds[slot]][part * STAGE_PIECE:(part + 1) * STAGE_PIECE])
+                      for slot in held for part in sorted(missing[slot])]
+            count = held[-1] + 1
+            result = self._call(lambda client, n=count, p=pieces: client.infer_staged(
+                n, p, timeout=self.reply_timeout(n)), "INFER_STAGED")
             rounds += 1
-            ran = {k for k, out in zip(slots, result.outputs) if out is not None}
-            for k, out, run in zip(slots, result.outputs, result.cycles):
-                if out is not None:
-                    outputs[k], cycles[k] = out, run
-            pending = [k for k in pending if k not in ran]
+            ran = [slot for slot in held if result.outputs[slot] is not None]
+            for slot in held:
+                if slot in ran:
+                    outputs[holds[slot]], cycles[holds[slot]] = result.outputs[slot], result.cycles[slot]
+                    holds[slot] = None
+                else:     # what the reply says is still staged (a relaunched DUT holds nothing)
+                    missing[slot] = {part for part in range(parts) if (slot, part) not in result.staged}
             idle = 0 if ran else idle + 1
             if idle > self.client.corrupt_retries:
-                raise LinkNoisy(f"{idle} staged batches in a row arrived with every vector "
-                                    "damaged: the link corrupts too much to carry a test vector")
+                raise LinkNoisy(f"{idle} staged batches in a row ran no vector: the link corrupts "
+                                "too much to carry a test vector")
             while finished < len(vectors) and outputs[finished] is not None:
                 finished += 1
             if done and ran:
                 done(before + finished)
-        return outputs, cycles, rounds
 
     def _call(self, op, what: str):
         return op(self.client) if self.supervisor is None else self.supervisor.call(op, what)

@@ -19,8 +19,8 @@ import serial
 from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
 from harness.protocol.link import open_serial
-from harness.protocol.wire import (DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, FLAG, PAD, PROTOCOL_VERSION, Decoder,
-                          Frame, crc16, encode)
+from harness.protocol.wire import (DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, FLAG, PAD, PROTOCOL_VERSION, STAGE_PIECE,
+                          Decoder, Frame, crc16, encode)
 
 IDENTITY_FIXED = struct.Struct("<BBIIIHHHHBHB8s8sH")
 # The longest IDENTITY: its fixed part and two length-prefixed names of up to 255 bytes.
@@ -53,8 +53,22 @@ class Identity:
     foreign: bool = False
 
     @property
+    def input_bytes(self) -> int:
+        return self.input_count * DTYPE_SIZE.get(self.input_dtype, 4)
+
+    @property
     def output_bytes(self) -> int:
         return self.output_count * DTYPE_SIZE.get(self.output_dtype, 4)
+
+    @property
+    def stage_parts(self) -> int:
+        """STAGE pieces per vector."""
+        return -(-self.input_bytes // STAGE_PIECE)
+
+    @property
+    def stage_slots(self) -> int:
+        """Vectors one INFER_STAGED may run (a STAGE frame names its slot and part in a byte)."""
+        return min(self.batch_max, 255) if self.stage_parts <= 255 else 0
 
     @classmethod
     def parse(cls, payload: bytes) -> "Identity":
@@ -98,8 +112,9 @@ class BatchResult:
 
 @dataclass
 class StagedResult:
-    outputs: list[bytes | None]  # per staged vector: its output, None if it arrived damaged
+    outputs: list[bytes | None]  # per slot: the output of the vector that ran, None if none ran
     cycles: list[int | None]     # and its one inference's counter ticks
+    staged: set[tuple[int, int]]  # the (slot, part) pieces still staged: those of slots not run
 
 
 @dataclass
@@ -150,7 +165,8 @@ class DutClient:
         out = ident.output_bytes
         result = 6 + out + 4 * ident.max_runs
         batch = 2 + ident.batch_max * (out + 4)          # BATCH_RESULT: outputs and cycles
-        staged = batch + (ident.batch_max + 7) // 8      # STAGED_RESULT: and the bitmap
+        slots = ident.stage_slots                       # STAGED_RESULT: and two bitmaps
+        staged = batch + (slots + 7) // 8 + (slots * ident.stage_parts + 7) // 8
         return max(ident.max_payload, result, staged, IDENTITY_MAX)
 
     @classmethod
@@ -232,32 +248,40 @@ class DutClient:
             cycles.append(struct.unpack_from("<I", frame.payload, at + per - 4)[0])
         return BatchResult(outputs, cycles, roundtrip)
 
-    def infer_staged(self, vectors: list[bytes], timeout: float | None = None) -> StagedResult:
-        """A batch over a noisy link: each vector in its own STAGE frame, then one INFER_STAGED.
-        Only the vectors that arrived intact run; the others come back as None, to stage again."""
+    def infer_staged(self, count: int, pieces: list[tuple[int, int, bytes]],
+                      timeout: float | None = None) -> StagedResult:
+        """A batch over a noisy link: each (slot, part, bytes) piece in its own STAGE frame, then
+        one INFER_STAGED for slots 0..count-1. Only slots whose pieces all arrived intact run;
+        the reply says which pieces of the others to send again. Count 0 starts a new batch."""
         identity = self.identity or self.identify()
-        if not 0 < len(vectors) <= identity.batch_max:
-            raise ValueError(f"a batch holds 1..{identity.batch_max} vectors on {identity.board}, "
-                             f"not {len(vectors)}")
-        for slot, vector in enumerate(vectors):
-            self._send(MSG["STAGE"], struct.pack("<H", slot) + vector)
-        frame = self._request(MSG["INFER_STAGED"], struct.pack("<H", len(vectors)),
+        if not 0 <= count <= identity.stage_slots:
+            raise ValueError(f"a staged batch holds 0..{identity.stage_slots} vectors on "
+                             f"{identity.board}, not {count}")
+        for slot, part, piece in pieces:
+            self._send(MSG["STAGE"], bytes([slot, part]) + piece)
+        frame = self._request(MSG["INFER_STAGED"], struct.pack("<H", count),
                               MSG["STAGED_RESULT"], timeout=timeout)
-        count, payload = len(vectors), frame.payload
-        bitmap = payload[2:2 + (count + 7) // 8]
-        ran = [k for k in range(count) if k // 8 < len(bitmap) and bitmap[k // 8] >> (k % 8) & 1]
+        parts, payload = identity.stage_parts, frame.payload
+        ran_at, staged_at = 2, 2 + (count + 7) // 8
+        results_at = staged_at + (count * parts + 7) // 8
+
+        def bit(at: int, k: int) -> bool:
+            return bool(payload[at + k // 8] >> (k % 8) & 1)
+
         per = identity.output_bytes + 4
+        ran = [k for k in range(count) if len(payload) > ran_at + k // 8 and bit(ran_at, k)]
         if (len(payload) < 2 or struct.unpack_from("<H", payload)[0] != count or
-                len(payload) != 2 + len(bitmap) + len(ran) * per):
+                len(payload) != results_at + len(ran) * per):
             raise ProtocolError(f"STAGED_RESULT of {len(payload)} bytes does not answer "
                                 f"{count} staged vectors")
         outputs: list[bytes | None] = [None] * count
         cycles: list[int | None] = [None] * count
         for n, k in enumerate(ran):
-            at = 2 + len(bitmap) + n * per
+            at = results_at + n * per
             outputs[k] = payload[at:at + per - 4]
             cycles[k] = struct.unpack_from("<I", payload, at + per - 4)[0]
-        return StagedResult(outputs, cycles)
+        staged = {(k, p) for k in range(count) for p in range(parts) if bit(staged_at, k * parts + p)}
+        return StagedResult(outputs, cycles, staged)
 
     def _infer_loaded(self, head: bytes, vector: bytes, timeout: float | None) -> Frame:
         chunk = self.max_payload - 2

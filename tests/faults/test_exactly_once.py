@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from faultkit import start_session
-from harness.protocol.wire import ERR, HEADER_SIZE, MSG, Decoder, encode
+from harness.protocol.wire import ERR, HEADER_SIZE, MSG, PAD, STAGE_PIECE, Decoder, encode
 
 
 def marker_rises(dut) -> int:
@@ -84,48 +84,65 @@ def test_a_batched_test_set_through_a_noisy_link_is_exact(tmp_path):
         session.close()
 
 
-def staged_reply(port, vectors: list[bytes], seq: int, damage: set[int] = frozenset()):
-    """Stages `vectors` in slots 0.. (those in `damage` with one body byte flipped, so their
-    CRC fails), then asks INFER_STAGED for all of them: the STAGED_RESULT frame."""
-    for slot, vector in enumerate(vectors):
-        frame = bytearray(encode(MSG["STAGE"], seq - 1 - slot, struct.pack("<H", slot) + vector))
-        if slot in damage:
+def staged_reply(port, count: int, pieces: list[tuple[int, int, bytes]], seq: int,
+                 damage: set[tuple[int, int]] = frozenset()):
+    """STAGE frames for `pieces` (slot, part, bytes; those in `damage` with one body byte
+    flipped, so their CRC fails), then INFER_STAGED for slots 0..count-1: its reply frame."""
+    for n, (slot, part, piece) in enumerate(pieces):
+        frame = bytearray(encode(MSG["STAGE"], (seq - 1 - n) & 0xFF, bytes([slot, part]) + piece))
+        if (slot, part) in damage:
             frame[HEADER_SIZE + 3] ^= 0x10
-        port.write(bytes(frame))
-    port.write(encode(MSG["INFER_STAGED"], seq, struct.pack("<H", len(vectors))))
+        port.write(bytes(frame) + bytes([PAD]))
+    port.write(encode(MSG["INFER_STAGED"], seq, struct.pack("<H", count)))
     (reply,) = replies(port, 1)
     return reply
 
 
-def test_a_staged_batch_runs_only_the_vectors_that_arrived_intact(tmp_path):
-    """STAGE frames, one damaged: INFER_STAGED runs the intact ones (bitmap, then their
-    results in slot order, equal to a clean INFER_BATCH's), a repeat of it gets the same reply,
-    the next STAGE starts a new batch, and a staged vector never runs twice."""
-    session, _, dut = start_session(tmp_path, "uno", "simavr", "rf_iris", fault_link=None)
+def test_a_staged_batch_runs_only_the_vectors_whose_pieces_all_arrived(tmp_path):
+    """Three 128-byte vectors in 32-byte pieces, one piece damaged: INFER_STAGED runs the two
+    whole vectors (results equal a clean INFER_BATCH's) and says which pieces of the third it
+    holds; that vector's lost piece alone completes it (a damaged second copy of a staged piece
+    spoils nothing); a repeat of a request gets the same reply; nothing that ran runs again,
+    and count 0 starts a new batch."""
+    session, _, dut = start_session(tmp_path, "native", "native", "dtree_emlearn", fault_link=None)
     try:
-        assert dut.identity.batch_max >= 3
+        ident = dut.identity
+        assert ident.stage_slots >= 3 and ident.stage_parts == 4 == -(-ident.input_bytes // STAGE_PIECE)
         vectors = [dut.exported.vector_bytes(i) for i in range(3)]
         clean = dut.client.infer_batch(vectors)
-        per = dut.identity.output_bytes + 4
-        port = dut.client.port
-        reply = staged_reply(port, vectors, seq=120, damage={1})
+        per, port = ident.output_bytes + 4, dut.client.port
+
+        def piece(slot, part):
+            return slot, part, vectors[slot][part * STAGE_PIECE:(part + 1) * STAGE_PIECE]
+
+        def result(reply, n, map_bytes=3):      # count u16, ran map, pieces map, results
+            at = 2 + map_bytes + n * per
+            return reply.payload[at:at + per - 4], struct.unpack_from("<I", reply.payload, at + per - 4)[0]
+
+        everything = [piece(slot, part) for slot in range(3) for part in range(4)]
+        reply = staged_reply(port, 3, everything, seq=120, damage={(1, 2)})
         assert (reply.type, reply.seq) == (MSG["STAGED_RESULT"], 120)
-        assert reply.payload[:3] == struct.pack("<HB", 3, 0b101)
-        results = [reply.payload[3 + n * per:3 + (n + 1) * per] for n in range(2)]
-        assert len(reply.payload) == 3 + 2 * per
-        for result, k in zip(results, (0, 2)):
-            assert result[:-4] == clean.outputs[k]
-            assert struct.unpack("<I", result[-4:])[0] == clean.cycles[k]
+        # ran: slots 0 and 2; still staged: slot 1's parts 0, 1 and 3 (bits 4, 5, 7)
+        assert reply.payload[:5] == struct.pack("<HBH", 3, 0b101, 0b1011_0000)
+        assert len(reply.payload) == 5 + 2 * per
+        # a native build times on the host clock: its cycles vary, its outputs may not
+        assert [result(reply, n)[0] for n in range(2)] == [clean.outputs[0], clean.outputs[2]]
         port.write(encode(MSG["INFER_STAGED"], 120, struct.pack("<H", 3)))   # resent
         (again,) = replies(port, 1)
         assert (again.type, again.seq, again.payload) == (reply.type, 120, reply.payload)
-        fresh = staged_reply(port, vectors[1:2], seq=130)      # a new batch of one
-        assert fresh.payload[:3] == struct.pack("<HB", 1, 0b1)
-        assert fresh.payload[3:-4] == clean.outputs[1]
-        port.write(encode(MSG["INFER_STAGED"], 131, struct.pack("<H", 3)))   # nothing staged
-        (rest,) = replies(port, 1)
-        assert rest.payload == struct.pack("<HB", 3, 0), "a staged vector ran twice"
-        port.write(encode(MSG["INFER_STAGED"], 132, struct.pack("<H", 0)))
+
+        # the lost piece, and a damaged copy of one already staged (which must not spoil it)
+        rest = staged_reply(port, 3, [piece(1, 2), piece(1, 0)], seq=130, damage={(1, 0)})
+        assert rest.payload[:5] == struct.pack("<HBH", 3, 0b010, 0)
+        assert result(rest, 0)[0] == clean.outputs[1]
+        nothing = staged_reply(port, 3, [], seq=140)
+        assert nothing.payload == struct.pack("<HBH", 3, 0, 0), "a staged vector ran twice"
+
+        staged_reply(port, 1, [piece(0, part) for part in range(3)], seq=150)   # 3 of 4 pieces
+        assert staged_reply(port, 0, [], seq=160).payload == struct.pack("<H", 0)   # a new batch
+        after = staged_reply(port, 1, [piece(0, 3)], seq=170)
+        assert after.payload == struct.pack("<HBB", 1, 0, 0b1000), "a piece outlived its batch"
+        port.write(encode(MSG["INFER_STAGED"], 180, struct.pack("<H", 300)))
         (refused,) = replies(port, 1)
         assert (refused.type, refused.payload[0]) == (MSG["ERROR"], ERR["BATCH_OUT_OF_RANGE"])
     finally:

@@ -13,8 +13,8 @@ from harness.paths import firmware_dir
 FUZZ_SECONDS = 5
 CLANGS = ("clang", "clang-19", "clang-16", "clang-15", "clang-14")
 INSTALL = "sudo apt-get install clang libclang-rt-dev (Debian 12: clang-14 and libclang-rt-14-dev)"
-DEFINES = ["-DTINYHIL_MAX_PAYLOAD=64", "-DTINYHIL_VECTOR_CAPACITY=16", "-DTINYHIL_OUTPUT_CAPACITY=4",
-           "-DTINYHIL_MAX_RUNS=4", '-DTINYHIL_BOARD_NAME="fuzz"']
+DEFINES = ["-DTINYHIL_MAX_PAYLOAD=96", "-DTINYHIL_VECTOR_CAPACITY=40", "-DTINYHIL_OUTPUT_CAPACITY=4",
+           "-DTINYHIL_MAX_RUNS=4", "-DTINYHIL_BATCH_BYTES=16", '-DTINYHIL_BOARD_NAME="fuzz"']
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,11 @@
 #include "tinyhil_model.h"
 #include "tinyhil_port.h"
 
-/* A small model: 16 int8 inputs, one int8 output (their sum), as firmware would link. */
+/* A small model: 40 int8 inputs (two STAGE pieces), one int8 output (their sum), as firmware
+ * would link. */
 const tinyhil_model_info_t tinyhil_model_info = {
-    .id = "fuzz/sum16",
-    .input_count = 16,
+    .id = "fuzz/sum40",
+    .input_count = 40,
     .input_dtype = 1,
     .output_count = 1,
     .output_dtype = 1,
@@ -30,7 +31,7 @@ int tinyhil_model_infer(const void *input, void *output)
 {
     const int8_t *in = input;
     int8_t sum = 0;
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < 40; i++)
         sum = (int8_t)(sum + in[i]);
     *(int8_t *)output = sum;
     return 0;

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.protocol.wire import MSG, crc16, encode
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
-VECTOR = bytes(range(16))
+VECTOR = bytes(range(40))   # the fuzz model's input: two STAGE pieces
 
 
 def seeds() -> dict[str, bytes]:
@@ -15,10 +15,12 @@ def seeds() -> dict[str, bytes]:
     loads = encode(MSG["LOAD"], 4, struct.pack("<H", 0) + VECTOR[:10]) + \
         encode(MSG["LOAD"], 5, struct.pack("<H", 10) + VECTOR[10:])
     loaded = encode(MSG["INFER_LOADED"], 6, struct.pack("<HHHH", 1, 0, len(VECTOR), crc16(VECTOR)))
-    stages = [encode(MSG["STAGE"], 10 + slot, struct.pack("<H", slot) + VECTOR) for slot in range(3)]
+    pieces = [(slot, part) for slot in range(2) for part in range(2)]
+    stages = [encode(MSG["STAGE"], 10 + n, bytes([slot, part]) + VECTOR[part * 32:(part + 1) * 32])
+              for n, (slot, part) in enumerate(pieces)]
     damaged = bytearray(stages[1])
     damaged[-3] ^= 0x08
-    staged = encode(MSG["INFER_STAGED"], 13, struct.pack("<H", 3))
+    staged = encode(MSG["INFER_STAGED"], 14, struct.pack("<H", 2))
     return {
         "identify": encode(MSG["IDENTIFY"], 1, b""),
         "echo": encode(MSG["ECHO"], 2, b"hello\xa5\x00\xff"),
@@ -27,8 +29,10 @@ def seeds() -> dict[str, bytes]:
         "runs_out_of_range": encode(MSG["INFER"], 7, struct.pack("<HH", 0, 0) + VECTOR),
         "infer_batch": encode(MSG["INFER_BATCH"], 9, struct.pack("<H", 2) + VECTOR * 2),
         "stage_then_infer_staged": b"".join(stages) + staged + staged,
-        "stage_damaged": stages[0] + bytes(damaged) + stages[2] + staged,
-        "stage_out_of_range": encode(MSG["STAGE"], 14, struct.pack("<H", 999) + VECTOR) + staged,
+        "stage_damaged_then_again": stages[0] + bytes(damaged) + stages[2] + stages[3] + staged +
+        stages[1] + encode(MSG["INFER_STAGED"], 15, struct.pack("<H", 2)),
+        "stage_out_of_range": encode(MSG["STAGE"], 16, bytes([9, 7]) + VECTOR[:32]) + staged,
+        "new_staged_batch": stages[0] + encode(MSG["INFER_STAGED"], 17, struct.pack("<H", 0)) + staged,
         "unknown_type": encode(0x7F, 8, b"\x01"),
         "bad_crc": infer[:-1] + bytes([infer[-1] ^ 0x40]),
         "truncated_then_whole": infer[:9] + infer,

@@ -56,20 +56,32 @@ static uint32_t output_words[(TINYHIL_OUTPUT_CAPACITY + 3) / 4];
 static uint32_t run_cycles[TINYHIL_MAX_RUNS];
 static uint32_t counter_overhead;   /* cycles one back-to-back counter read costs */
 static uint32_t counter_resolution; /* smallest step the counter was seen to move by */
-static uint32_t min_timed_ticks;    /* shortest timed run worth reporting (0: one inference) */
+/* Shortest timed run worth reporting: on a host clock 1000 of its steps (quantised to 0.1 % at
+ * most); on a microcontroller's cycle counter one inference (a constant: no RAM for it). */
+#if TINYHIL_FLAGS & TINYHIL_FLAG_HOST_CLOCK
+#define MIN_TIMED_TICKS (1000UL * (counter_resolution ? counter_resolution : 1))
+#else
+#define MIN_TIMED_TICKS 0UL
+#endif
 static uint8_t identified;          /* IDENTITY sent since boot: zeroed by every reset */
 static uint8_t batch_result[TINYHIL_BATCH_BYTES ? TINYHIL_BATCH_BYTES : 1];
 
-/* Staged batches (a noisy link): each STAGE frame writes its vector straight into its slot of
- * the batch, where INFER_BATCH's vectors sit (payload + 2), so staging takes no RAM of its
- * own beyond one bitmap. A slot counts as staged only once its frame's CRC checked out; any
- * other frame with a body overwrites the slots and empties them all. After INFER_STAGED the
- * bitmap says which slots ran (the held result's) until the next frame with a body. A result
+/* Staged batches (a noisy link). A STAGE frame carries one piece of one vector: `slot u8`,
+ * `part u8` (kept in payload[0..1], outside every slot), then the vector's bytes from
+ * part * TINYHIL_STAGE_PIECE on, written as they arrive straight into the slot's place in the
+ * batch (payload + 2, where INFER_BATCH's vectors sit): staging takes no RAM beyond two
+ * bitmaps. A piece counts as staged only once its frame's CRC checked out, and a staged piece
+ * is not written again (a second copy is ignored, so a damaged copy never spoils a whole one).
+ * INFER_STAGED runs, once, each slot whose pieces are all staged, and unstages them; its reply says which slots ran and which pieces are still staged, so the host resends
+ * only the pieces the link lost. INFER_STAGED with count 0 unstages every piece (a new batch),
+ * and so does any other frame with a body beyond 2 bytes (it overwrites the slots). A result
  * takes at least 5 bytes of batch_result, so batch_max never exceeds STAGE_SLOTS. */
 #define STAGE_SLOTS (TINYHIL_BATCH_BYTES / 5 + 1)
-static uint8_t staged[(STAGE_SLOTS + 7) / 8];
-static uint8_t staging_done;        /* INFER_STAGED ran the slots: they are empty for the next */
-static uint8_t *stage_at;           /* the slot the STAGE frame being received writes, or NULL */
+#define STAGE_PIECES (TINYHIL_MAX_PAYLOAD / TINYHIL_STAGE_PIECE + STAGE_SLOTS)
+static uint8_t staged[(STAGE_PIECES + 7) / 8];   /* bit slot * stage_parts + part */
+static uint8_t stage_ran[(STAGE_SLOTS + 7) / 8]; /* the slots the last INFER_STAGED ran */
+static uint8_t stage_parts, stage_slots;         /* pieces per vector; slots (batch_max, <= 255) */
+static uint8_t *stage_at;           /* where the STAGE frame being received writes, or NULL */
 
 /* Exactly once: the request whose result is held (OUTPUT and run_cycles, or batch_result).
  * A resent request keeps its SEQ, so a byte-identical repeat of it (same TYPE, SEQ and CRC)
@@ -77,7 +89,8 @@ static uint8_t *stage_at;           /* the slot the STAGE frame being received w
  * count is never doubled by a noisy link. Any other request clears it. */
 static uint8_t served;              /* 0: nothing held; else the held result's type */
 static uint8_t served_seq;
-static uint16_t served_crc, served_runs, served_count, served_bytes;
+static uint16_t served_crc, served_count;
+static uint16_t served_runs;        /* RESULT: its runs; BATCH_ or STAGED_RESULT: the results */
 static uint32_t served_loops;
 static uint16_t frame_crc;          /* CRC-16 of the frame being dispatched */
 
@@ -192,16 +205,16 @@ static void send_identity(uint8_t seq)
 }
 
 /* Inferences back to back per timed run: 1 on a microcontroller; on a host clock (native),
- * enough that one run spans min_timed_ticks, so a 10 ns model on a 10 ns-step clock is not
+ * enough that one run spans MIN_TIMED_TICKS, so a 10 ns model on a 10 ns-step clock is not
  * read as 0 ticks. Doubling from 1 keeps the search short; the cost is untimed. */
 static uint32_t calibrate_loops(int *failed)
 {
     uint32_t loops = 1;
-    while (min_timed_ticks && loops < 0x1000000UL) {
+    while (MIN_TIMED_TICKS && loops < 0x1000000UL) {
         uint32_t start = tinyhil_port_cycles();
         for (uint32_t i = 0; i < loops && !*failed; i++)
             *failed = tinyhil_model_infer(VECTOR, OUTPUT);
-        if (*failed || tinyhil_port_cycles() - start >= min_timed_ticks)
+        if (*failed || tinyhil_port_cycles() - start >= MIN_TIMED_TICKS)
             break;
         loops *= 2;
     }
@@ -209,7 +222,7 @@ static uint32_t calibrate_loops(int *failed)
 }
 
 static void send_result(uint8_t seq);
-static void send_batch_result(uint8_t seq, uint8_t staged_reply);
+static void send_batch_result(uint8_t seq, uint8_t type);
 
 /* One timed run of `loops` inferences on VECTOR, in counter ticks less the counter's own
  * cost; the latency suite's runs and a batch's vectors are timed by this same code, so a
@@ -267,15 +280,33 @@ static void send_result(uint8_t seq)
     served_crc = frame_crc;
 }
 
-/* INFER_BATCH, INFER_STAGED: each vector once, timed alone (a test set's per-vector cycles);
- * `only`, when given, is the bitmap of the slots to run. Results are kept in batch_result
- * first, in slot order, so a repeat of this request can be answered from them. */
-static void run_batch(uint8_t seq, uint16_t count, const uint8_t *only)
+static uint8_t bit_of(const uint8_t *map, uint16_t bit) { return (uint8_t)(map[bit / 8] >> (bit % 8) & 1); }
+
+/* A staged slot whose pieces are all there, or (`unstage`) its pieces cleared. */
+static uint8_t slot_pieces(uint16_t slot, uint8_t unstage)
+{
+    uint16_t first = (uint16_t)(slot * stage_parts);
+    for (uint16_t bit = first; bit < first + stage_parts; bit++) {
+        if (unstage)
+            staged[bit / 8] &= (uint8_t)~(1u << (bit % 8));
+        else if (!bit_of(staged, bit))
+            return 0;
+    }
+    return 1;
+}
+
+/* INFER_BATCH, INFER_STAGED (`staged_run`): each vector once, timed alone (a test set's
+ * per-vector cycles); staged, only the slots whose pieces are all there. Results are kept in
+ * batch_result first, in slot order, so a repeat of this request can be answered from them. */
+static void run_batch(uint8_t seq, uint16_t count, uint8_t staged_run)
 {
     uint16_t in = tinyhil_input_bytes(), out = tinyhil_output_bytes(), per = (uint16_t)(out + 4);
     uint16_t done = 0;
+    memset(stage_ran, 0, sizeof stage_ran);
+    if (staged_run && count == 0)
+        memset(staged, 0, sizeof staged);        /* a new batch */
     for (uint16_t k = 0; k < count; k++) {
-        if (only && !(only[k / 8] & (1u << (k % 8))))
+        if (staged_run && !slot_pieces(k, 0))
             continue;
         memcpy(VECTOR, payload + 2 + (uint32_t)k * in, in);
         int failed = 0;
@@ -288,27 +319,36 @@ static void run_batch(uint8_t seq, uint16_t count, const uint8_t *only)
         memcpy(slot, OUTPUT, out);
         for (uint8_t b = 0; b < 4; b++)
             slot[out + b] = (uint8_t)(spent >> (8 * b));
+        if (staged_run) {
+            stage_ran[k / 8] |= (uint8_t)(1u << (k % 8));
+            slot_pieces(k, 1);                   /* it ran: never again from these bytes */
+        }
     }
     served_count = count;
-    served_bytes = (uint16_t)(done * per);
-    staging_done = only != NULL;
-    send_batch_result(seq, staging_done);
+    served_runs = done;
+    send_batch_result(seq, staged_run ? TINYHIL_MSG_STAGED_RESULT : TINYHIL_MSG_BATCH_RESULT);
 }
 
 /* BATCH_RESULT, or STAGED_RESULT (`staged_reply`): the held results, for STAGED_RESULT after
- * the bitmap of the slots that ran. One function for both keeps the AVR's stack bound small. */
-static void send_batch_result(uint8_t seq, uint8_t staged_reply)
+ * the bitmaps of the slots that ran and of the pieces still staged. One function for both
+ * keeps the AVR's stack bound small. */
+static void send_batch_result(uint8_t seq, uint8_t type)
 {
-    uint16_t map = staged_reply ? (uint16_t)((served_count + 7) / 8) : 0;
-    uint8_t type = staged_reply ? TINYHIL_MSG_STAGED_RESULT : TINYHIL_MSG_BATCH_RESULT;
-    tx_begin(type, seq, (uint16_t)(2 + map + served_bytes));
-    tx_u16(served_count);
-    tx_bytes(staged, map);
-    tx_bytes(batch_result, served_bytes);
-    tx_end();
+    uint8_t ran = 0, pieces = 0;      /* bitmap bytes: at most 255 slots (see stage_slots) */
+    if (type == TINYHIL_MSG_STAGED_RESULT) {
+        ran = (uint8_t)((served_count + 7) / 8);
+        pieces = (uint8_t)((served_count * stage_parts + 7) / 8);
+    }
+    uint16_t results = (uint16_t)(served_runs * (tinyhil_output_bytes() + 4));
     served = type;
     served_seq = seq;
     served_crc = frame_crc;
+    tx_begin(type, seq, (uint16_t)(2 + ran + pieces + results));
+    tx_u16(served_count);
+    tx_bytes(stage_ran, ran);
+    tx_bytes(staged, pieces);
+    tx_bytes(batch_result, results);
+    tx_end();
 }
 
 static void dispatch(uint8_t type, uint8_t seq)
@@ -364,30 +404,28 @@ static void dispatch(uint8_t type, uint8_t seq)
         /* One call of run_batch for both, so that it is inlined (the AVR's stack bound). */
         uint8_t staged_run = type == TINYHIL_MSG_INFER_STAGED;
         uint16_t count = length >= 2 ? get_u16(payload) : 0;
+        uint16_t most = staged_run ? stage_slots : batch_max();
         if (staged_run && length != 2) {
             send_error(seq, TINYHIL_ERR_BAD_LENGTH, 2);
             break;
         }
-        if (staged_run && staging_done)          /* nothing staged since the last run */
-            memset(staged, 0, sizeof staged);
-        if (count == 0 || count > batch_max()) {
-            send_error(seq, TINYHIL_ERR_BATCH_OUT_OF_RANGE, batch_max());
+        if ((count == 0 && !staged_run) || count > most) {
+            send_error(seq, TINYHIL_ERR_BATCH_OUT_OF_RANGE, most);
             break;
         }
         if (!staged_run && length != 2 + (uint32_t)count * need) {
             send_error(seq, TINYHIL_ERR_BAD_LENGTH, (uint16_t)(2 + count * need));
             break;
         }
-        run_batch(seq, count, staged_run ? staged : NULL);
+        run_batch(seq, count, staged_run);
         break;
     }
-    case TINYHIL_MSG_STAGE: {         /* no reply: INFER_STAGED says which slots ran */
-        if (!stage_at)
-            break;
-        uint16_t slot = get_u16(payload);   /* the STAGE body left it there */
-        staged[slot / 8] |= (uint8_t)(1u << (slot % 8));
+    case TINYHIL_MSG_STAGE:           /* no reply: INFER_STAGED says what is staged */
+        if (stage_at) {               /* the slot and part are still in payload[0..1] */
+            uint16_t bit = (uint16_t)(payload[0] * stage_parts + payload[1]);
+            staged[bit / 8] |= (uint8_t)(1u << (bit % 8));
+        }
         break;
-    }
     default:
         send_error(seq, TINYHIL_ERR_UNKNOWN_TYPE, type);
         break;
@@ -395,8 +433,8 @@ static void dispatch(uint8_t type, uint8_t seq)
 }
 
 /* --- parser -------------------------------------------------------------------------------- */
-/* A STAGE frame's body: its slot number first (kept in payload[0..1], outside every slot),
- * then its vector, written into that slot as it arrives. */
+/* A STAGE frame's body: its slot and part first (kept in payload[0..1], outside every slot),
+ * then the piece, written into its place as it arrives. */
 static void stage_byte(uint8_t byte)
 {
     if (filled >= 2) {
@@ -407,13 +445,15 @@ static void stage_byte(uint8_t byte)
     payload[filled] = byte;
     if (filled == 1) {
         /* No division here: the soft UART's next byte is due (docs/attiny85.md). */
-        uint16_t slot = get_u16(payload), in = tinyhil_input_bytes();
-        uint32_t at = 2 + (uint32_t)slot * in;
+        uint16_t slot = payload[0], part = payload[1], in = tinyhil_input_bytes();
+        uint16_t from = (uint16_t)(part * TINYHIL_STAGE_PIECE);
         stage_at = NULL;
-        if (slot < STAGE_SLOTS && length == 2 + in && at + in <= TINYHIL_MAX_PAYLOAD) {
-            staged[slot / 8] &= (uint8_t)~(1u << (slot % 8));   /* staged again once intact */
-            stage_at = payload + at;
-        }
+        uint16_t bit = (uint16_t)(slot * stage_parts + part);
+        if (slot < stage_slots && part < stage_parts && !bit_of(staged, bit) &&
+            length == 2 + (in - from < TINYHIL_STAGE_PIECE ? in - from : TINYHIL_STAGE_PIECE))
+            stage_at = payload + 2 + (uint32_t)slot * in + from;
+        /* else a piece already staged (a second copy) is left as it is: only INFER_STAGED
+         * unstages a piece, so a damaged copy never spoils a whole one */
     }
 }
 
@@ -443,13 +483,8 @@ void tinyhil_dut_feed(uint8_t byte)
             for (uint8_t i = 0; i < 4; i++)
                 running_crc = crc16_update(running_crc, header[i]);
             stage_at = NULL;
-            /* A body overwrites the slots; the first STAGE after a run starts a new batch. */
-            if (length > 2 && (header[0] != TINYHIL_MSG_STAGE || staging_done)) {
-                memset(staged, 0, sizeof staged);
-                staging_done = 0;
-                if (served == TINYHIL_MSG_STAGED_RESULT)
-                    served = 0;                     /* its bitmap is gone */
-            }
+            if (length > 2 && header[0] != TINYHIL_MSG_STAGE)
+                memset(staged, 0, sizeof staged);   /* its body overwrites the slots */
             filled = 0;
             state = length ? BODY : TRAILER;
         }
@@ -479,7 +514,7 @@ void tinyhil_dut_feed(uint8_t byte)
                 if (served == TINYHIL_MSG_RESULT)
                     send_result(header[1]);
                 else
-                    send_batch_result(header[1], served == TINYHIL_MSG_STAGED_RESULT);
+                    send_batch_result(header[1], served);
                 break;
             }
             served = 0;
@@ -497,6 +532,11 @@ void tinyhil_dut_init(void)
 {
     tinyhil_port_init();
     tinyhil_port_marker(0);
+    /* A STAGE frame names its slot and part in one byte each. */
+    uint16_t in = tinyhil_input_bytes(), most = batch_max();
+    uint16_t parts = (uint16_t)((in + TINYHIL_STAGE_PIECE - 1) / TINYHIL_STAGE_PIECE);
+    stage_parts = parts <= 255 ? (uint8_t)parts : 0;
+    stage_slots = stage_parts ? (uint8_t)(most < 255 ? most : 255) : 0;
     /* Calibrate away the cost of reading the counter itself. */
     uint32_t best = 0xFFFFFFFFUL;
     for (uint8_t i = 0; i < 8; i++) {
@@ -516,9 +556,6 @@ void tinyhil_dut_init(void)
             step = b - a;
     }
     counter_resolution = step == 0xFFFFFFFFUL ? 0 : step;
-    /* On a host clock a timed run spans at least 1000 steps: quantised to 0.1 % at most. */
-    if (TINYHIL_FLAGS & TINYHIL_FLAG_HOST_CLOCK)
-        min_timed_ticks = 1000UL * (step ? step : 1);
 }
 
 void tinyhil_dut_main(void)
