@@ -171,10 +171,11 @@ class LogFollower:
         self.seen: set[Path] = set()
         self.looked = 0.0
 
-    def poll(self) -> tuple[bool, list[str]]:
-        """(a new log was started, its new lines)."""
+    def poll(self, look_now: bool = False) -> tuple[bool, list[str]]:
+        """(a new log was started, its new lines). New logs are looked for every 50 ms, or at
+        once with `look_now`."""
         switched = False
-        if self.where.is_dir() and time.monotonic() - self.looked > 0.05:
+        if self.where.is_dir() and (look_now or time.monotonic() - self.looked > 0.05):
             self.looked = time.monotonic()
             new = set(self.where.glob("tinyhil-simavr-*/marker.log")) - self.seen
             if new:
@@ -316,6 +317,9 @@ class Ppk2Simulator:
         elif opcode == DEVICE_RUNNING_SET:
             self.dut_power = bool(args[0])
         elif opcode == AVERAGE_START and not self._streaming:
+            # Everything the DUT did before this command is past: read the whole log first (a
+            # log found only later would replay from its start, pulses before the session too)
+            self._follow_log(look_now=True)
             self._streaming = True
             self._wall0, self._sent = time.monotonic(), 0
             self._cursor = float(self.timeline.end)     # "now": the DUT is at least this far
@@ -330,8 +334,8 @@ class Ppk2Simulator:
                              if session.start < cycle < session.end]
             self._streaming = False
 
-    def _follow_log(self) -> None:
-        switched, lines = self.follower.poll()
+    def _follow_log(self, look_now: bool = False) -> None:
+        switched, lines = self.follower.poll(look_now)
         if switched:
             self.timeline = self._new_timeline()
             if self._streaming:
