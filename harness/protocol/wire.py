@@ -37,7 +37,7 @@ PAD = 0x00
 # often than a whole vector does (at 0.6 % damaged bytes, 78 % of 40-byte frames, 43 % of 140)
 STAGE_PIECE = 32
 
-# Message types. Requests come from the host; every request but LOAD gets exactly one
+# Message types. Requests come from the host; every request but LOAD and STAGE gets exactly one
 # response carrying the request's SEQ. A resend of a request carries the same SEQ.
 MSG = {
     "IDENTIFY": 0x01,        # host -> DUT, empty payload
