@@ -334,10 +334,10 @@ static void run_batch(uint8_t seq, uint16_t count, uint8_t staged_run)
  * keeps the AVR's stack bound small. */
 static void send_batch_result(uint8_t seq, uint8_t type)
 {
-    uint8_t ran = 0, pieces = 0;      /* bitmap bytes: at most 255 slots (see stage_slots) */
+    uint16_t ran = 0, pieces = 0;     /* the bitmaps' bytes */
     if (type == TINYHIL_MSG_STAGED_RESULT) {
-        ran = (uint8_t)((served_count + 7) / 8);
-        pieces = (uint8_t)((served_count * stage_parts + 7) / 8);
+        ran = (uint16_t)((served_count + 7) / 8);
+        pieces = (uint16_t)(((uint32_t)served_count * stage_parts + 7) / 8);
     }
     uint16_t results = (uint16_t)(served_runs * (tinyhil_output_bytes() + 4));
     served = type;
