@@ -1,8 +1,8 @@
 """The host side of wire protocol v4: a DUT client over any pyserial URL.
 
-Every request but LOAD and STAGE gets one response carrying its sequence number. A corrupted or lost
-frame is never accepted: it is resent with the same sequence number (the DUT says BAD_CRC at
-once when it can, a timeout covers the rest). The DUT answers a repeat of the inference it just
+Every request but LOAD and STAGE gets one response carrying its sequence number. A corrupted
+or lost frame is never accepted: it is resent with the same sequence number (the DUT says
+BAD_CRC at once when it can, a timeout covers the rest). The DUT answers a repeat of the inference it just
 served from its held result, so a resend never runs an inference twice.
 """
 
