@@ -34,6 +34,7 @@ SPECS = {
     "avr-gcc": ToolSpec("avr-gcc", ("--version",), f"{APT} gcc-avr avr-libc", "TINYHIL_AVR_GCC"),
     "avr-size": ToolSpec("avr-size", ("--version",), f"{APT} binutils-avr"),
     "avr-objcopy": ToolSpec("avr-objcopy", ("--version",), f"{APT} binutils-avr"),
+    "avr-objdump": ToolSpec("avr-objdump", ("--version",), f"{APT} binutils-avr"),
     "simavr": ToolSpec("simavr", ("--help",), f"{APT} simavr libsimavr-dev libelf-dev",
                        package="libsimavr-dev"),
     "qemu-system-avr": ToolSpec("qemu-system-avr", ("--version",), f"{APT} qemu-system-misc",

@@ -69,6 +69,11 @@ class AvrArch(Arch):
     def finish(self, firmware, out_dir: Path) -> None:
         firmware.hex = out_dir / HEX_NAME
 
+    def disassemble(self, elf: Path) -> str | None:
+        """A few KB of RAM: the stack bound follows the call graph, not every frame added up."""
+        objdump = find_tool("avr-objdump")
+        return run_tool([objdump.path, "-d", elf]).stdout if objdump.found else None
+
 
 def soft_uart_defines(board: Board) -> list[str]:
     """A board without a UART names its software UART's pins: [soft_uart] tx = "B3", rx = "B4".

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.boards import Board
+from harness.build.call_graph import deepest_chain, frames_from_su
 from harness.errors import BuildError, NotBuildable
 from harness.paths import cache_dir, firmware_dir
 from harness.tools import Tool, require, run_tool
@@ -30,10 +31,11 @@ RUNTIME_SOURCES = {"tinyhil": ("runtime/tinyhil_dut.c", "runtime/tinyhil_main.c"
 # Linker messages that mean "too big for the memory", not "broken code".
 OVERFLOW = re.compile(r"overflowed|will not fit|not within region", re.I)
 STACK_FILE = "stack-usage.txt"
+CHAIN_FILE = "stack-chain.txt"    # the deepest call chain's stack, where the call graph bounds it
 LINK_OVERFLOW = "link-overflow.txt"
 ELF_NAME = "dut.elf"
 # Part of every build's key: a build folder laid out by another harness version is never reused.
-CACHE_LAYOUT = "tinyhil-build-2"
+CACHE_LAYOUT = "tinyhil-build-3"
 
 
 @dataclass
@@ -46,7 +48,9 @@ class Firmware:
     flash_bytes: int
     ram_bytes: int
     vector_bytes: int
-    stack_bytes: int = 0          # upper bound: every function's frame added up (-fstack-usage)
+    #: upper bound of the stack: the deepest call chain's frames (-fstack-usage and the call
+    #: graph, harness.build.call_graph), else every function's frame added up
+    stack_bytes: int = 0
     problems: list[str] = field(default_factory=list)   # why it does not fit, if it doesn't
     compiler: str = ""
     runnable: bool = True         # False when the linker refused it (it does not fit)
@@ -130,6 +134,11 @@ class Arch(ABC):
 
     def finish(self, firmware: Firmware, out_dir: Path) -> None:
         """Attach the images an uploader needs (hex, app image) to a finished build."""
+
+    def disassemble(self, elf: Path) -> str | None:
+        """`objdump -d` of the firmware, for its call graph; None where the stack bound stays
+        every frame added up (where RAM is plentiful)."""
+        return None
 
 
 @dataclass
@@ -234,7 +243,8 @@ def build(arch: Arch, board: Board, exported) -> Firmware:
                                         sources, tmp=Path()))
     elf = out_dir / ELF_NAME
     size = arch.footprint(elf, board)
-    stack = stack_bound((out_dir / STACK_FILE).read_text())[0]
+    chain = out_dir / CHAIN_FILE
+    stack = int(chain.read_text()) if chain.exists() else stack_bound((out_dir / STACK_FILE).read_text())[0]
     problems = fit_problems(board, size.flash, size.ram, variant.input_bytes,
                             stack if board.ram_bytes else 0) + list(size.problems)
     overflow = out_dir / LINK_OVERFLOW
@@ -258,6 +268,12 @@ def _compile_into(out_dir: Path, job: BuildJob) -> None:
         if not (job.tmp / ELF_NAME).exists():
             raise BuildError(f"the {job.arch.name} build of {out_dir.name} produced no {ELF_NAME}")
         (job.tmp / "command.txt").write_text("\n".join(" ".join(c) for c in job.commands) + "\n")
+        disassembly = job.arch.disassemble(job.tmp / ELF_NAME)
+        if disassembly:
+            frames = frames_from_su("".join(p.read_text() for p in sorted(job.tmp.rglob("*.su"))))
+            chain = deepest_chain(disassembly, frames, job.board.flash_bytes)
+            if chain is not None:
+                (job.tmp / CHAIN_FILE).write_text(f"{chain}\n")
         publish_build(job.tmp, out_dir)
     finally:
         shutil.rmtree(job.tmp, ignore_errors=True)

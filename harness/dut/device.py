@@ -91,13 +91,14 @@ class Dut:
                                 f"{', '.join(problems)}. Flash the harness's build again "
                                 "(hardware) or clear the cache (TINYHIL_CACHE)")
 
-    def infer(self, vector: bytes, runs: int = 1, warmup: int = 0) -> InferResult:
+    def infer(self, vector: bytes, runs: int = 1, warmup: int = 0, per_run: bool = True) -> InferResult:
+        """`per_run` False: the runs' total is enough (an energy window), see DutClient.infer."""
         timeout = self.reply_timeout(runs + warmup)
         if self.supervisor is None:
-            result = self.client.infer(vector, runs=runs, warmup=warmup, timeout=timeout)
+            result = self.client.infer(vector, runs=runs, warmup=warmup, timeout=timeout, per_run=per_run)
         else:
             result = self.supervisor.call(lambda client: client.infer(
-                vector, runs=runs, warmup=warmup, timeout=timeout), "INFER")
+                vector, runs=runs, warmup=warmup, timeout=timeout, per_run=per_run), "INFER")
         if self.identity.foreign:
             result.output = self._model_output(result.output)
         return result

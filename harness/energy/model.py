@@ -19,7 +19,6 @@ from harness.energy.monitor import EnergyMonitor
 from harness.energy.power_model import PowerModel
 from harness.energy.windows import Pulse
 from harness.fidelity import MODELLED
-from harness.protocol.wire import CYCLES_INVALID
 
 LOG_WAIT_S = 5.0      # the bridge flushes every line at once; this only covers a slow host
 
@@ -103,12 +102,11 @@ class ModelMonitor(EnergyMonitor):
         self._requests += 1
         if self.log:
             return
-        valid = [c for c in result.cycles if c != CYCLES_INVALID]
-        if not valid:
+        if not result.timed_runs:
             raise EnergyError(f"none of the {runs} runs of a request could be timed on "
                               f"{self.backend}: no time to apply the power model to")
         # Runs the counter could not time are charged at the mean of those it could.
-        seconds = sum(valid) / len(valid) * runs / self.timer_hz
+        seconds = result.total_cycles / result.timed_runs * runs / self.timer_hz
         self._counted.append(Pulse(energy_j=seconds * self.model.active_mw / 1e3,
                                    duration_s=seconds, supply_v=self.model.supply_v,
                                    active_s=seconds, sleep_s=0.0))

@@ -1,9 +1,10 @@
-"""The host side of wire protocol v4: a DUT client over any pyserial URL.
+"""The host side of wire protocol v5: a DUT client over any pyserial URL.
 
 Every request but LOAD and STAGE gets one response carrying its sequence number. A corrupted
 or lost frame is never accepted: it is resent with the same sequence number (the DUT says
 BAD_CRC at once when it can, a timeout covers the rest). The DUT answers a repeat of the inference it just
-served from its held result, so a resend never runs an inference twice.
+served from its held result, so a resend never runs an inference twice; a long RESULT that
+arrives damaged is fetched from that held result in short pieces instead of being resent whole.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ import serial
 from harness.cpu_watch import ProgressDeadline
 from harness.errors import ProtocolError
 from harness.protocol.link import open_serial
-from harness.protocol.wire import (DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, HEADER_SIZE, MSG, MSG_NAME, OVERHEAD, FLAG, PAD, PROTOCOL_VERSION, STAGE_PIECE,
-                          Decoder, Frame, crc16, encode)
+from harness.protocol.wire import (CYCLES_INVALID, DTYPE_NAME, DTYPE_SIZE, ERR, ERR_NAME, FETCH_PIECE, FLAG, HEADER_SIZE, MSG,
+                                   MSG_NAME, OVERHEAD, PAD, PROTOCOL_VERSION, STAGE_PIECE, Decoder,
+                                   Frame, crc16, encode)
 
 IDENTITY_FIXED = struct.Struct("<BBIIIHHHHBHB8s8sH")
+# RESULT before its output and per-run cycles: runs, loops, timed runs, their total ticks
+RESULT_HEAD = struct.Struct("<HIHI")
+TOTAL_OVERFLOW = 0xFFFFFFFF           # the total did not fit 32 bits: sum the per-run cycles
 # The longest IDENTITY: its fixed part and two length-prefixed names of up to 255 bytes.
 IDENTITY_MAX = IDENTITY_FIXED.size + 2 * 256
 
@@ -93,14 +98,24 @@ class Identity:
 @dataclass
 class InferResult:
     output: bytes                # raw little-endian output of the last run
-    cycles: list[int]            # per timed run, in counter ticks (Identity.timer_hz)
+    #: per timed run, in counter ticks (Identity.timer_hz); empty when only their total was
+    #: asked for (`infer(per_run=False)`) and the reply had to be fetched
+    cycles: list[int]
     roundtrip_s: float           # host time from first byte sent to reply decoded
     loops: int = 1               # inferences back to back in each timed run
+    runs: int = 0                # timed runs (0: as many as `cycles` holds)
+    timed_runs: int = 0          # of them, those the counter could time (not CYCLES_INVALID)
+    total_cycles: int = 0        # their ticks, summed
+
+    def __post_init__(self):
+        if not self.runs:
+            valid = [c for c in self.cycles if c != CYCLES_INVALID]
+            self.runs, self.timed_runs, self.total_cycles = len(self.cycles), len(valid), sum(valid)
 
     @property
     def inferences(self) -> int:
         """Inferences inside the marker window: every timed run's loops."""
-        return len(self.cycles) * self.loops
+        return self.runs * self.loops
 
 
 @dataclass
@@ -128,6 +143,7 @@ class LinkStats:
     frames_rejected: int = 0         # frames the host's decoder refused
     vector_reloads: int = 0
     quick_resends: int = 0           # resends after a short wait on a link that has lost frames
+    fetches: int = 0                 # pieces of a held RESULT fetched after it arrived damaged
 
 
 @dataclass
@@ -205,26 +221,39 @@ class DutClient:
     def echo(self, data: bytes) -> bytes:
         return self._request(MSG["ECHO"], data, MSG["ECHO_REPLY"]).payload
 
-    def infer(self, vector: bytes, runs: int = 1, warmup: int = 0,
-              timeout: float | None = None) -> InferResult:
-        """Run the model on `vector` `warmup` times untimed, then `runs` times timed."""
+    def infer(self, vector: bytes, runs: int = 1, warmup: int = 0, timeout: float | None = None,
+              per_run: bool = True) -> InferResult:
+        """Run the model on `vector` `warmup` times untimed, then `runs` times timed. `per_run`
+        False: only the runs' total is needed (an energy window), so a long RESULT that arrives
+        damaged is fetched without its per-run cycles."""
         identity = self.identity or self.identify()
         if runs < 1 or runs > identity.max_runs:
             raise ValueError(f"runs must be 1..{identity.max_runs} on {identity.board}, not {runs}")
         head = struct.pack("<HH", runs, warmup)
+        summary = RESULT_HEAD.size + identity.output_bytes     # all but the per-run cycles
+        reply = summary + 4 * runs
+        # A RESULT longer than a FETCH piece is fetched in pieces if it arrives damaged
+        fetch = (reply if per_run else summary) if reply > FETCH_PIECE else 0
         started = time.perf_counter()
         if len(head) + len(vector) <= self.max_payload:
-            frame = self._request(MSG["INFER"], head + vector, MSG["RESULT"], timeout=timeout)
+            frame = self._request(MSG["INFER"], head + vector, MSG["RESULT"], timeout=timeout,
+                                  work=runs + warmup, fetch=fetch)
         else:
-            frame = self._infer_loaded(head, vector, timeout)
+            frame = self._infer_loaded(head, vector, timeout, runs + warmup, fetch)
+        payload = frame.payload
+        if len(payload) < RESULT_HEAD.size or RESULT_HEAD.unpack_from(payload)[0] != runs or \
+                len(payload) not in (summary, reply):
+            raise ProtocolError(f"RESULT reply of {len(payload)} bytes does not hold {runs} runs")
+        _, loops, timed, total = RESULT_HEAD.unpack_from(payload)
+        if total == TOTAL_OVERFLOW and len(payload) < reply:   # too long to sum in 32 bits
+            payload += self._fetch(frame.seq, reply, timeout, start=len(payload))
         roundtrip = time.perf_counter() - started
-        out_len = len(frame.payload) - 6 - 4 * runs
-        if out_len < 0 or struct.unpack_from("<H", frame.payload)[0] != runs:
-            raise ProtocolError(f"RESULT reply of {len(frame.payload)} bytes does not hold {runs} runs")
-        loops = struct.unpack_from("<I", frame.payload, 2)[0]
-        output = frame.payload[6:6 + out_len]
-        cycles = list(struct.unpack_from(f"<{runs}I", frame.payload, 6 + out_len))
-        return InferResult(output, cycles, roundtrip, max(loops, 1))
+        output = payload[RESULT_HEAD.size:summary]
+        cycles = list(struct.unpack_from(f"<{runs}I", payload, summary)) if len(payload) == reply else []
+        if total == TOTAL_OVERFLOW:
+            valid = [c for c in cycles if c != CYCLES_INVALID]
+            timed, total = len(valid), sum(valid)
+        return InferResult(output, cycles, roundtrip, max(loops, 1), runs, timed, total)
 
     def infer_batch(self, vectors: list[bytes], timeout: float | None = None) -> BatchResult:
         """Each vector once, in one request (at most Identity.batch_max of them)."""
@@ -234,7 +263,7 @@ class DutClient:
                              f"not {len(vectors)}")
         started = time.perf_counter()
         frame = self._request(MSG["INFER_BATCH"], struct.pack("<H", len(vectors)) + b"".join(vectors),
-                              MSG["BATCH_RESULT"], timeout=timeout)
+                              MSG["BATCH_RESULT"], timeout=timeout, work=len(vectors))
         roundtrip = time.perf_counter() - started
         per = len(frame.payload) - 2
         if per % len(vectors) or struct.unpack_from("<H", frame.payload)[0] != len(vectors):
@@ -260,7 +289,7 @@ class DutClient:
         for slot, part, piece in pieces:
             self._send(MSG["STAGE"], bytes([slot, part]) + piece)
         frame = self._request(MSG["INFER_STAGED"], struct.pack("<H", count),
-                              MSG["STAGED_RESULT"], timeout=timeout)
+                              MSG["STAGED_RESULT"], timeout=timeout, work=count)
         parts, payload = identity.stage_parts, frame.payload
         ran_at, staged_at = 2, 2 + (count + 7) // 8
         results_at = staged_at + (count * parts + 7) // 8
@@ -283,18 +312,40 @@ class DutClient:
         staged = {(k, p) for k in range(count) for p in range(parts) if bit(staged_at, k * parts + p)}
         return StagedResult(outputs, cycles, staged)
 
-    def _infer_loaded(self, head: bytes, vector: bytes, timeout: float | None) -> Frame:
+    def _infer_loaded(self, head: bytes, vector: bytes, timeout: float | None, work: int,
+                      fetch: int) -> Frame:
         chunk = self.max_payload - 2
         check = struct.pack("<HH", len(vector), crc16(vector))
-        for _ in range(self.retries + 1):
+        # An intact LOAD is kept and a damaged one dropped, so every try completes more of the
+        # vector; a mismatch shows the DUT alive, so it counts against corrupt_retries.
+        for _ in range(self.corrupt_retries + 1):
             for offset in range(0, len(vector), chunk):
                 self._send(MSG["LOAD"], struct.pack("<H", offset) + vector[offset:offset + chunk])
             try:
-                return self._request(MSG["INFER_LOADED"], head + check, MSG["RESULT"], timeout=timeout)
+                return self._request(MSG["INFER_LOADED"], head + check, MSG["RESULT"], timeout=timeout,
+                                     work=work, fetch=fetch)
             except _VectorMismatch:
                 self.stats.vector_reloads += 1
         raise ProtocolError(f"the DUT never received the whole {len(vector)}-byte vector intact "
-                            f"after {self.retries + 1} tries: the link loses or corrupts too much")
+                            f"after {self.corrupt_retries + 1} tries: the link loses or corrupts too much")
+
+    def _fetch(self, seq: int, end: int, timeout: float | None, start: int = 0) -> bytes:
+        """Bytes start..end of the RESULT the DUT holds for request `seq`, in FETCH_PIECE
+        pieces (each FETCH carries that SEQ, so the DUT knows which result is meant and keeps
+        it). Raises _NotHeld when the DUT holds none: the request itself must be sent again."""
+        got = bytearray()
+        while start + len(got) < end:
+            want = struct.pack("<H", start + len(got))
+            frame = self._request(MSG["FETCH"], want + struct.pack("<H", min(FETCH_PIECE, end - start - len(got))),
+                                  MSG["RESULT_PART"], timeout=timeout, seq=seq,
+                                  accept=lambda reply: reply.type != MSG["RESULT_PART"] or
+                                  reply.payload[:2] == want)      # not a late copy of a piece before
+            self.stats.fetches += 1
+            if len(frame.payload) <= 2:
+                raise ProtocolError(f"FETCH at byte {start + len(got)} of a RESULT got no bytes: "
+                                    "the DUT's RESULT is shorter than its request asked for")
+            got += frame.payload[2:]
+        return bytes(got)
 
     # --- framing ---------------------------------------------------------------------------
     def _next_seq(self) -> int:
@@ -317,21 +368,36 @@ class DutClient:
         return seq
 
     def _request(self, msg_type: int, payload: bytes, reply_type: int,
-                 timeout: float | None = None, retries: int | None = None) -> Frame:
+                 timeout: float | None = None, retries: int | None = None, *, work: int = 0,
+                 fetch: int = 0, seq: int | None = None,
+                 accept: Callable[[Frame], bool] | None = None) -> Frame:
+        if accept is None and msg_type != MSG["FETCH"]:
+            accept = _not_a_fetch_reply
+        """Send one request until its reply arrives intact. `work`: inferences it asks for
+        (round trips are learnt per kind of request, and 1024 runs take longer than 4);
+        `fetch`: the reply's length, when it is long enough to be fetched in pieces after it
+        arrived damaged; `seq`: the SEQ of the request a FETCH is for; `accept`: which reply
+        frames with the right SEQ and type answer this very request."""
         if len(payload) > self.max_payload:
             raise ValueError(f"payload of {len(payload)} B exceeds the DUT's {self.max_payload} B")
         self.stats.requests += 1
         retries = self.retries if retries is None else retries
         last_problem = "no reply"
         silent = damaged = 0
-        timed_out = False
-        seq = self._next_seq()
-        kind, quick_tries = (msg_type, len(payload)), 0
+        timed_out = maybe_held = False
+        seq = self._next_seq() if seq is None else seq
+        kind, quick_tries = (msg_type, len(payload), work), 0
         while silent <= retries and damaged <= self.corrupt_retries:
             if silent or damaged or quick_tries:
                 self.stats.resends += 1
             if timed_out:
                 self._resync()
+            if maybe_held:
+                # The DUT may hold this request's long reply: fetch it in pieces, not resent whole
+                try:
+                    return Frame(reply_type, seq, self._fetch(seq, fetch, timeout))
+                except _NotHeld:
+                    maybe_held = False           # the request never arrived whole: send it again
             quick = self._quick_wait(kind, timeout or self.timeout) if quick_tries < QUICK_TRIES else None
             sent = time.perf_counter()
             self._send(msg_type, payload, seq)
@@ -340,8 +406,9 @@ class DutClient:
                 # A clean link so far: a kind answered before is waited for many of its round
                 # trips (of the DUT's CPU time), not the whole timeout; a miss is a timeout.
                 wait = min(wait, max(FIRST_FLOOR_S, FIRST_RTTS * self._srtt[kind]))
-            frame = self._await(seq, wait)
+            frame = self._await(seq, wait, accept)
             timed_out = frame is None
+            maybe_held = bool(fetch) and frame is None
             if frame is None and quick:
                 problem = self.alive_check() if self.alive_check else None
                 if problem:          # a dead or stopped DUT is said at once, as after a timeout
@@ -379,6 +446,8 @@ class DutClient:
                     continue
                 if code == ERR["VECTOR_MISMATCH"]:
                     raise _VectorMismatch()
+                if code == ERR["NOT_HELD"]:
+                    raise _NotHeld()
                 detail = struct.unpack_from("<H", frame.payload, 1)[0] if len(frame.payload) >= 3 else 0
                 raise ProtocolError(f"the DUT refused {_name(msg_type)}: "
                                     f"{ERR_NAME.get(code, code)} (detail {detail})")
@@ -425,9 +494,9 @@ class DutClient:
             raise LinkLost(f"writing to {self.port.portstr} failed: {exc}") from None
         self.stats.bytes_sent += len(padding)
 
-    def _await(self, seq: int, timeout: float) -> Frame | None:
+    def _await(self, seq: int, timeout: float, accept: Callable[[Frame], bool] | None = None) -> Frame | None:
         deadline = ProgressDeadline(self.watch_pid, timeout)
-        self._heard = False
+        self._heard = damaged = False
         while True:
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
@@ -435,7 +504,10 @@ class DutClient:
                 # TypeError: pyserial's pty read after the other side vanished (fd is None)
                 raise LinkLost(f"reading from {self.port.portstr} failed: {exc}") from None
             if not data:
-                if deadline.expired():
+                # A damaged reply, and the link has fallen quiet: resend now, not after the
+                # timeout. (Not while bytes still come: the rest of a long damaged frame holds
+                # many a false SYNC, and its reply may follow it.)
+                if damaged and len(self._decoder.buffer) < HEADER_SIZE or deadline.expired():
                     return None
                 continue
             self.stats.bytes_received += len(data)
@@ -443,11 +515,10 @@ class DutClient:
             rejected = self._decoder.rejected
             frames = self._decoder.feed(data)
             self.stats.frames_rejected += self._decoder.rejected - rejected
-            for frame in frames:
-                if frame.seq == seq:
-                    return frame         # replies to earlier requests are dropped
-            if self._decoder.rejected > rejected and len(self._decoder.buffer) < HEADER_SIZE:
-                return None              # a damaged reply: resend now, not after the timeout
+            for frame in frames:         # replies to earlier requests are dropped
+                if frame.seq == seq and (accept is None or accept(frame)):
+                    return frame
+            damaged |= self._decoder.rejected > rejected
             if deadline.expired():       # a stream of garbage must not hold us either
                 return None
 
@@ -478,6 +549,16 @@ class LinkNoisy(ProtocolError):
 
 class _VectorMismatch(ProtocolError):
     """INFER_LOADED found the loaded vector incomplete: the chunks must be sent again."""
+
+
+class _NotHeld(ProtocolError):
+    """FETCH found no held RESULT for its SEQ: the request itself must be sent again."""
+
+
+def _not_a_fetch_reply(frame: Frame) -> bool:
+    """A FETCH carries its request's SEQ: its late replies answer no other request."""
+    return frame.type != MSG["RESULT_PART"] and not (
+        frame.type == MSG["ERROR"] and frame.payload[:1] == bytes([ERR["NOT_HELD"]]))
 
 
 def _name(msg_type: int) -> str:

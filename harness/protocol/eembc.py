@@ -120,9 +120,10 @@ class EembcClient:
         return self._read_back(len(data))
 
     def infer(self, vector: bytes, runs: int = 1, warmup: int = 0,
-              timeout: float | None = None) -> InferResult:
+              timeout: float | None = None, per_run: bool = True) -> InferResult:
         """`infer runs warmup`: `runs` inferences back to back between two laps. The result
-        holds one timed run (the lap difference, in microseconds) of `runs` loops."""
+        holds one timed run (the lap difference, in microseconds) of `runs` loops, so
+        `per_run` changes nothing."""
         if not 0 < runs <= MAX_INFERENCES:
             raise ValueError(f"infer takes 1..{MAX_INFERENCES} inferences, not {runs}")
         started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Wire protocol v4: the one source of its constants, and frame encoding/decoding.
+"""Wire protocol v5: the one source of its constants, and frame encoding/decoding.
 
 docs/protocol.md specifies it; devices/firmware/runtime/tinyhil_wire.h is generated from this
 module (`tinyhil gen-header`), and a test checks that the committed header matches.
@@ -16,6 +16,9 @@ carries several vectors in one request (how many: IDENTITY's batch_max, from the
 v4: a noisy link stages a batch's vectors in pieces of STAGE_PIECE bytes, one frame each
 (STAGE), and runs the vectors whose pieces all arrived intact (INFER_STAGED): a damaged piece
 is sent again alone, not its vector or the whole batch.
+v5: a RESULT longer than a short frame (an ESP32's 1024 runs are 4 KB of cycles) is fetched in
+pieces of at most FETCH_PIECE bytes (FETCH), answered from the held result, after its whole
+reply arrived damaged: the inference still runs once.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import binascii
 import struct
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 SYNC = 0xA5
 HEADER_SIZE = 6          # SYNC TYPE SEQ LEN(2) HCRC
 TRAILER_SIZE = 2         # CRC-16
@@ -36,6 +39,9 @@ PAD = 0x00
 # Bytes of a vector one STAGE frame carries: a short frame crosses a noisy link intact far more
 # often than a whole vector does (at 0.6 % damaged bytes, 78 % of 40-byte frames, 43 % of 140)
 STAGE_PIECE = 32
+# Bytes of a held RESULT one FETCH asks for: a long RESULT that arrived damaged is fetched in
+# pieces this long (at 0.6 % damaged bytes, 43 % of 140-byte frames arrive intact, 0 % of 4 KB)
+FETCH_PIECE = 128
 
 # Message types. Requests come from the host; every request but LOAD and STAGE gets exactly one
 # response carrying the request's SEQ. A resend of a request carries the same SEQ.
@@ -65,6 +71,12 @@ MSG = {
     # staged (bit slot*parts+part; parts = the vector's pieces), then per slot that ran, in
     # order, its output bytes and cycles u32. Bit k of a bitmap is bit k%8 of its byte k/8
     "STAGED_RESULT": 0x88,
+    # host -> DUT, with the SEQ of the INFER or INFER_LOADED whose RESULT the DUT holds:
+    # offset u16, length u16; answered from the held RESULT (never run again, never cleared)
+    "FETCH": 0x09,
+    # DUT -> host: offset u16, then bytes offset.. of the held RESULT's payload (length of
+    # them, fewer at its end)
+    "RESULT_PART": 0x89,
     "ERROR": 0xEE,           # DUT -> host: code u8, detail u16
 }
 
@@ -79,6 +91,8 @@ ERR = {
     "MODEL_FAILED": 7,       # the model returned non-zero
     "BATCH_OUT_OF_RANGE": 8, # INFER_BATCH: count 0 or above batch_max; INFER_STAGED: above
                              # batch_max or 255 (detail: the most)
+    "NOT_HELD": 9,           # FETCH: no RESULT is held for this SEQ (the request never came
+                             # intact, or another one came since): send the request again
 }
 
 # IDENTITY flag bits.

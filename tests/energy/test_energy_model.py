@@ -5,7 +5,6 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from harness.energy.joulescope_source import chunk_from_signals
 from harness.energy.model import ModelMonitor, pulses_from_log
 from harness.energy.ppk2_source import chunk_from_samples
 from harness.errors import BoardError
+from harness.protocol.client import InferResult
 
 UNO = get_board("uno")
 MODEL = power_model(UNO)
@@ -86,7 +86,7 @@ def test_log_with_missing_edges_says_so():
 def test_model_monitor_without_log_uses_the_dut_counter(tmp_path):
     monitor = ModelMonitor(MODEL, target(backend="qemu"), timer_hz=CLOCK)
     monitor.begin_window()
-    monitor.after_request(4, SimpleNamespace(cycles=[1600, 1600, 0xFFFFFFFF, 1600]))
+    monitor.after_request(4, InferResult(b"", [1600, 1600, 0xFFFFFFFF, 1600], 0.0))
     pulse, = monitor.end_window()
     assert pulse.duration_s == pytest.approx(4 * 1600 / CLOCK)     # the lost run at the mean
     assert pulse.energy_j == pytest.approx(pulse.duration_s * MODEL.active_mw / 1e3)

@@ -147,3 +147,65 @@ def test_a_staged_batch_runs_only_the_vectors_whose_pieces_all_arrived(tmp_path)
         assert (refused.type, refused.payload[0]) == (MSG["ERROR"], ERR["BATCH_OUT_OF_RANGE"])
     finally:
         session.close()
+
+
+def test_a_long_result_is_fetched_in_pieces_from_the_held_one(tmp_path):
+    """A Mega's 64 runs make a 268-byte RESULT. FETCH, sent with the INFER's SEQ, returns any
+    piece of it from the held result: the pieces add up to the whole reply, nothing runs again,
+    and the result stays held (a repeat of the INFER still gets it). Another SEQ's FETCH finds
+    nothing held. The head sums the runs the counter timed."""
+    session, _, dut = start_session(tmp_path, "mega2560", "simavr", "dtree_emlearn", fault_link=None)
+    try:
+        port, runs = dut.client.port, dut.identity.max_runs
+        request = struct.pack("<HH", runs, 0) + dut.exported.vector_bytes(1)
+        before = marker_rises(dut)
+        port.write(encode(MSG["INFER"], 60, request))
+        (whole,) = replies(port, 1)
+        assert whole.type == MSG["RESULT"] and len(whole.payload) > 2 * 100
+        pieces = b""
+        for offset in range(0, len(whole.payload) + 100, 100):     # the last asks past the end
+            port.write(encode(MSG["FETCH"], 60, struct.pack("<HH", offset, 100)))
+            (part,) = replies(port, 1)
+            assert (part.type, part.seq, part.payload[:2]) == (MSG["RESULT_PART"], 60, struct.pack("<H", min(offset, len(whole.payload))))
+            pieces += part.payload[2:]
+        assert pieces == whole.payload
+        port.write(encode(MSG["FETCH"], 61, struct.pack("<HH", 0, 100)))
+        (refused,) = replies(port, 1)
+        assert (refused.type, refused.seq, refused.payload[0]) == (MSG["ERROR"], 61, ERR["NOT_HELD"])
+        port.write(encode(MSG["INFER"], 60, request))            # a resend, after the FETCHes
+        (again,) = replies(port, 1)
+        assert again.payload == whole.payload
+        assert marker_rises(dut) - before == 1, "a FETCH or the resend ran the inference again"
+        runs_sent, loops, timed, total = struct.unpack_from("<HIHI", whole.payload)
+        cycles = struct.unpack_from(f"<{runs}I", whole.payload, len(whole.payload) - 4 * runs)
+        assert (runs_sent, loops, timed, total) == (runs, 1, runs, sum(cycles))
+    finally:
+        session.close()
+
+
+def test_a_long_result_through_a_noisy_link_is_exact_and_runs_once(tmp_path):
+    """Replies damaged on the way to the host: a 268-byte RESULT rarely arrives whole, so the
+    client fetches it in pieces (or, for an energy window, only its total), and the DUT still
+    runs one inference request per request; the figures equal a clean link's."""
+    clean_session, _, clean = start_session(tmp_path / "clean", "mega2560", "simavr", "dtree_emlearn",
+                                            fault_link=None)
+    try:
+        vector, runs = clean.exported.vector_bytes(1), clean.identity.max_runs
+        expected = clean.infer(vector, runs=runs)
+    finally:
+        clean_session.close()
+    session, _, dut = start_session(tmp_path / "noisy", "mega2560", "simavr", "dtree_emlearn",
+                                    fault_link="flip=0.005,direction=to_host,seed=3", reply_timeout=1.0)
+    try:
+        before, requests = marker_rises(dut), 8
+        for n in range(requests):
+            result = dut.infer(vector, runs=runs, per_run=n % 2 == 0)
+            assert (result.output, result.runs, result.timed_runs) == (expected.output, runs, runs)
+            # simavr is cycle-exact but for where Timer1's overflow interrupt lands: 4 cycles a run
+            assert abs(result.total_cycles - expected.total_cycles) <= 4 * runs
+            if n % 2 == 0:
+                assert all(abs(a - b) <= 4 for a, b in zip(result.cycles, expected.cycles, strict=True))
+        assert dut.client.stats.fetches > 0, "no RESULT was fetched: raise flip"
+        assert marker_rises(dut) - before == requests
+    finally:
+        session.close()

@@ -33,6 +33,10 @@ def seeds() -> dict[str, bytes]:
         stages[1] + encode(MSG["INFER_STAGED"], 15, struct.pack("<H", 2)),
         "stage_out_of_range": encode(MSG["STAGE"], 16, bytes([9, 7]) + VECTOR[:32]) + staged,
         "new_staged_batch": stages[0] + encode(MSG["INFER_STAGED"], 17, struct.pack("<H", 0)) + staged,
+        "infer_then_fetch": infer + encode(MSG["FETCH"], 3, struct.pack("<HH", 0, 8)) +
+        encode(MSG["FETCH"], 3, struct.pack("<HH", 8, 200)) + infer,
+        "fetch_nothing_held": encode(MSG["FETCH"], 18, struct.pack("<HH", 0, 8)) +
+        encode(MSG["FETCH"], 3, struct.pack("<H", 0)),
         "unknown_type": encode(0x7F, 8, b"\x01"),
         "bad_crc": infer[:-1] + bytes([infer[-1] ^ 0x40]),
         "truncated_then_whole": infer[:9] + infer,

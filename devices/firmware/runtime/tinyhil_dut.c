@@ -1,5 +1,5 @@
 /* DUT runtime: frame parser, request dispatch and the timed inference loop.
- * Wire protocol v4, specified in docs/protocol.md; constants come from tinyhil_wire.h,
+ * Wire protocol v5, specified in docs/protocol.md; constants come from tinyhil_wire.h,
  * which is generated from harness/wire.py. The parser takes any byte stream: a frame is
  * acted on only when its header CRC-8 and its CRC-16 both check out. */
 #include <stdint.h>
@@ -86,12 +86,24 @@ static uint8_t *stage_at;           /* where the STAGE frame being received writ
 /* Exactly once: the request whose result is held (OUTPUT and run_cycles, or batch_result).
  * A resent request keeps its SEQ, so a byte-identical repeat of it (same TYPE, SEQ and CRC)
  * is answered from that result, never run again: an energy window or a per-vector cycle
- * count is never doubled by a noisy link. Any other request clears it. */
+ * count is never doubled by a noisy link. Any other request but FETCH (a piece of the held
+ * RESULT) clears it. */
 static uint8_t served;              /* 0: nothing held; else the held result's type */
 static uint8_t served_seq;
 static uint16_t served_crc, served_count;
-static uint16_t served_runs;        /* RESULT: its runs; BATCH_ or STAGED_RESULT: the results */
-static uint32_t served_loops;
+/* The held RESULT's head as it goes on the wire: runs, loops, the runs the counter could time
+ * and their cycles summed (0xFFFFFFFF: too many to sum in 32 bits). Every target is little
+ * endian, as the wire is, so the payload is this, OUTPUT and run_cycles back to back. */
+static struct __attribute__((packed)) {
+    uint16_t runs;                  /* RESULT: its runs; BATCH_ or STAGED_RESULT: the results */
+    uint32_t loops;
+    uint16_t timed;
+    uint32_t total;
+} held;
+#define served_runs held.runs
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "RESULT is sent from memory as it lies: a big-endian target needs byte swaps"
+#endif
 static uint16_t frame_crc;          /* CRC-16 of the frame being dispatched */
 
 /* Parser state. */
@@ -256,28 +268,79 @@ static void run_inference(uint8_t seq, uint16_t runs, uint16_t warmup)
     for (uint16_t i = 0; i < runs && !failed; i++)
         run_cycles[i] = timed_run(loops, &failed);
     tinyhil_port_marker(0);
+    /* The total of the runs the counter could time, for a host that needs no more (an energy
+     * window); 0xFFFFFFFF when it does not fit 32 bits. */
+    held.timed = 0;
+    held.total = 0;
+    for (uint16_t i = 0; i < runs; i++) {
+        uint32_t spent = run_cycles[i];
+        if (spent == TINYHIL_CYCLES_INVALID)
+            continue;
+        held.timed++;
+        held.total = held.total + spent < held.total ? 0xFFFFFFFFUL : held.total + spent;
+    }
     if (failed) {
         send_error(seq, TINYHIL_ERR_MODEL_FAILED, 0);
         return;
     }
     served_runs = runs;
-    served_loops = loops;
+    held.loops = loops;
     send_result(seq);
+}
+
+static uint16_t result_bytes(void) { return (uint16_t)(sizeof held + tinyhil_output_bytes() + 4 * served_runs); }
+
+/* Bytes [from, to) of the held RESULT's payload: held, OUTPUT and run_cycles, one stretch of
+ * memory after the other. One function sends the whole reply and a FETCH of a piece of it (the
+ * energy suite fetches only the stretches before the per-run cycles). */
+static void tx_result(uint16_t from, uint16_t to)
+{
+    const uint8_t *mem = (const uint8_t *)&held;
+    uint16_t size = sizeof held, start = 0;       /* the stretch and where it starts */
+    for (uint8_t k = 0; k < 3; k++) {
+        if (k == 1) {
+            mem = OUTPUT;
+            size = tinyhil_output_bytes();
+        }
+        else if (k == 2) {
+            mem = (const uint8_t *)run_cycles;
+            size = (uint16_t)(4 * served_runs);
+        }
+        uint16_t lo = from > start ? from : start, hi = to < start + size ? to : (uint16_t)(start + size);
+        if (lo < hi)
+            tx_bytes(mem + (lo - start), (uint16_t)(hi - lo));
+        start = (uint16_t)(start + size);
+    }
 }
 
 static void send_result(uint8_t seq)
 {
-    uint16_t out_len = tinyhil_output_bytes();
-    tx_begin(TINYHIL_MSG_RESULT, seq, (uint16_t)(6 + out_len + 4 * served_runs));
-    tx_u16(served_runs);
-    tx_u32(served_loops);
-    tx_bytes(OUTPUT, out_len);
-    for (uint16_t i = 0; i < served_runs; i++)
-        tx_u32(run_cycles[i]);
+    tx_begin(TINYHIL_MSG_RESULT, seq, result_bytes());
+    tx_result(0, result_bytes());
     tx_end();
     served = TINYHIL_MSG_RESULT;
     served_seq = seq;
     served_crc = frame_crc;
+}
+
+/* FETCH (offset u16, length u16), sent with the SEQ of the request whose RESULT is held: a
+ * piece of that RESULT, for a link that damages a long reply every time it is sent whole. It
+ * neither runs nor clears anything, so the held result stays for the next piece. */
+static void send_result_part(uint8_t seq)
+{
+    if (served != TINYHIL_MSG_RESULT || seq != served_seq || length != 4) {
+        send_error(seq, TINYHIL_ERR_NOT_HELD, 0);
+        return;
+    }
+    uint16_t total = result_bytes(), from = get_u16(payload), count = get_u16(payload + 2);
+    if (from > total)
+        from = total;
+    if (count > total - from)
+        count = (uint16_t)(total - from);
+    tx_begin(TINYHIL_MSG_RESULT_PART, seq, (uint16_t)(2 + count));
+    tx_u16(from);
+    tx_result(from, (uint16_t)(from + count));
+    tx_end();
 }
 
 static uint8_t bit_of(const uint8_t *map, uint16_t bit) { return (uint8_t)(map[bit / 8] >> (bit % 8) & 1); }
@@ -507,6 +570,10 @@ void tinyhil_dut_feed(uint8_t byte)
             break;
         state = HUNT;
         if (get_u16(trailer) == running_crc) {
+            if (header[0] == TINYHIL_MSG_FETCH) {
+                send_result_part(header[1]);    /* keeps the held result: not a new request */
+                break;
+            }
             if (served && header[1] == served_seq && running_crc == served_crc &&
                 (header[0] == TINYHIL_MSG_INFER || header[0] == TINYHIL_MSG_INFER_LOADED ||
                  header[0] == TINYHIL_MSG_INFER_BATCH || header[0] == TINYHIL_MSG_INFER_STAGED)) {
