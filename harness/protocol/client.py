@@ -371,13 +371,13 @@ class DutClient:
                  timeout: float | None = None, retries: int | None = None, *, work: int = 0,
                  fetch: int = 0, seq: int | None = None,
                  accept: Callable[[Frame], bool] | None = None) -> Frame:
-        if accept is None and msg_type != MSG["FETCH"]:
-            accept = _not_a_fetch_reply
         """Send one request until its reply arrives intact. `work`: inferences it asks for
         (round trips are learnt per kind of request, and 1024 runs take longer than 4);
         `fetch`: the reply's length, when it is long enough to be fetched in pieces after it
         arrived damaged; `seq`: the SEQ of the request a FETCH is for; `accept`: which reply
-        frames with the right SEQ and type answer this very request."""
+        frames with the right SEQ answer this very request."""
+        if accept is None and msg_type != MSG["FETCH"]:
+            accept = _not_a_fetch_reply
         if len(payload) > self.max_payload:
             raise ValueError(f"payload of {len(payload)} B exceeds the DUT's {self.max_payload} B")
         self.stats.requests += 1
