@@ -56,13 +56,13 @@ def note_link_faults(dut, record) -> dict | None:
     call (the protocol recovered them all; the record says how many)."""
     stats = dut.client.stats
     now = (stats.resends, stats.timeouts, stats.crc_errors_reported, stats.frames_rejected,
-           stats.vector_reloads, stats.requests)
+           stats.vector_reloads, stats.fetches, stats.requests)
     before = dut.link_seen or (0,) * len(now)
     dut.link_seen = now
-    resends, timeouts, bad_crc, rejected, reloads, requests = (a - b for a, b in zip(now, before))
+    resends, timeouts, bad_crc, rejected, reloads, fetches, requests = (a - b for a, b in zip(now, before))
     if not (resends or rejected or reloads):
         return None
     event = FaultEvent("link", f"{resends} resends over {requests} requests ({timeouts} timeouts, "
                        f"{bad_crc} BAD_CRC from the DUT, {rejected} frames rejected by the host, "
-                       f"{reloads} vector reloads)", 0.0, "resent", True)
+                       f"{reloads} vector reloads, {fetches} RESULT pieces fetched)", 0.0, "resent", True)
     return record_failure(record, event)
