@@ -11,7 +11,6 @@ the sum.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 # `0000068a <tinyhil_dut_feed>:` starts a function in `objdump -d` output
 FUNCTION = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
@@ -21,9 +20,12 @@ BRANCH = re.compile(r"\t(r?call|r?jmp)\s.*;\s*0x([0-9a-f]+)")
 # a call through a pointer: its callee is unknown. (`ijmp` is gcc's switch table on AVR, whose
 # targets lie inside the function, so it is not one.)
 INDIRECT = re.compile(r"\t(e?icall)\b")
-# A library routine built without -fstack-usage (libgcc's arithmetic, avr-libc's memcpy): its
-# return address and the registers it saves, at most
+# A library routine built without -fstack-usage (libgcc's arithmetic, avr-libc's memcpy and
+# libm): its return address and the registers it pushes. The most seen in these builds is 12
+# bytes (libm's tanh: 9 pushes and a 3-byte return address on the Mega).
 LIBRARY_FRAME = 16
+# a write to the stack pointer (SPL 0x3d, SPH 0x3e): a frame the pushes do not show
+MOVES_SP = re.compile(r"\tout\t0x3[de],")
 
 
 def frames_from_su(su_text: str) -> dict[str, int]:
@@ -43,6 +45,7 @@ def deepest_chain(disassembly: str, frames: dict[str, int], flash_bytes: int = 0
     a relative call wraps around (an AVR of 8 KB or less)."""
     starts: dict[int, str] = {}
     branches: dict[str, list[tuple[str, int]]] = {}
+    moves_sp: set[str] = set()
     current = None
     for line in disassembly.splitlines():
         start = FUNCTION.match(line)
@@ -53,32 +56,41 @@ def deepest_chain(disassembly: str, frames: dict[str, int], flash_bytes: int = 0
         elif current is not None:
             if INDIRECT.search(line):
                 return None
+            if MOVES_SP.search(line):
+                moves_sp.add(current)
             branch = BRANCH.search(line)
             if branch:
-                target = int(branch.group(2), 16)
-                branches[current].append((branch.group(1), target % flash_bytes if flash_bytes else target))
+                branches[current].append((branch.group(1), int(branch.group(2), 16)))
+
+    def callee(target: int) -> str | None:
+        """The function starting at `target`; an rcall that wrapped around the flash (objdump
+        prints it past 4 GB, or past the flash's end) is followed to where it lands."""
+        for address in (target, (target + flash_bytes) % 2**32, target - flash_bytes):
+            if address in starts and (address == target or flash_bytes):
+                return starts[address]
+        return None
+
     # Edges: calls to a function, and jumps to a compiled C function's start (tail calls); other
     # jumps stay inside a function (library code jumps between its own labels)
-    calls = {name: {starts[target] for kind, target in found if target in starts and
-                    starts[target] != name and ("call" in kind or _base(starts[target]) in frames)}
+    calls = {name: {callee(target) for kind, target in found if callee(target) not in (None, name) and
+                    ("call" in kind or _base(callee(target)) in frames)}
              for name, found in branches.items()}
     if "main" not in calls:
         return None
 
-    @lru_cache(maxsize=None)
-    def depth(name: str, path: frozenset) -> int | None:
-        if name in path:
-            return None                       # recursion: no bound from the code alone
-        deepest = 0
-        for callee in calls.get(name, ()):
-            below = depth(callee, path | {name})
-            if below is None:
-                return None
-            deepest = max(deepest, below)
-        return frames.get(_base(name), LIBRARY_FRAME) + deepest
+    deepest: dict[str, int | None] = {}      # per function: its chain's bytes (None: unbounded)
 
-    handlers = [depth(name, frozenset()) for name in calls if re.fullmatch(r"__vector_\d+", name)]
-    chain = depth("main", frozenset())
+    def depth(name: str) -> int | None:
+        if name not in deepest:
+            deepest[name] = None                 # seen again before it is done: recursion
+            below = [depth(callee) for callee in calls.get(name, ())]
+            # a library routine that moves the stack pointer has a frame no line tells
+            if None not in below and not (name in moves_sp and _base(name) not in frames):
+                deepest[name] = frames.get(_base(name), LIBRARY_FRAME) + max(below, default=0)
+        return deepest[name]
+
+    handlers = [depth(name) for name in calls if re.fullmatch(r"__vector_\d+", name)]
+    chain = depth("main")
     if chain is None or None in handlers:
         return None
     return chain + max(handlers, default=0)

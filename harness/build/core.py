@@ -31,11 +31,10 @@ RUNTIME_SOURCES = {"tinyhil": ("runtime/tinyhil_dut.c", "runtime/tinyhil_main.c"
 # Linker messages that mean "too big for the memory", not "broken code".
 OVERFLOW = re.compile(r"overflowed|will not fit|not within region", re.I)
 STACK_FILE = "stack-usage.txt"
-CHAIN_FILE = "stack-chain.txt"    # the deepest call chain's stack, where the call graph bounds it
 LINK_OVERFLOW = "link-overflow.txt"
 ELF_NAME = "dut.elf"
 # Part of every build's key: a build folder laid out by another harness version is never reused.
-CACHE_LAYOUT = "tinyhil-build-3"
+CACHE_LAYOUT = "tinyhil-build-2"
 
 
 @dataclass
@@ -243,8 +242,7 @@ def build(arch: Arch, board: Board, exported) -> Firmware:
                                         sources, tmp=Path()))
     elf = out_dir / ELF_NAME
     size = arch.footprint(elf, board)
-    chain = out_dir / CHAIN_FILE
-    stack = int(chain.read_text()) if chain.exists() else stack_bound((out_dir / STACK_FILE).read_text())[0]
+    stack = stack_bytes(arch, board, out_dir)
     problems = fit_problems(board, size.flash, size.ram, variant.input_bytes,
                             stack if board.ram_bytes else 0) + list(size.problems)
     overflow = out_dir / LINK_OVERFLOW
@@ -268,12 +266,6 @@ def _compile_into(out_dir: Path, job: BuildJob) -> None:
         if not (job.tmp / ELF_NAME).exists():
             raise BuildError(f"the {job.arch.name} build of {out_dir.name} produced no {ELF_NAME}")
         (job.tmp / "command.txt").write_text("\n".join(" ".join(c) for c in job.commands) + "\n")
-        disassembly = job.arch.disassemble(job.tmp / ELF_NAME)
-        if disassembly:
-            frames = frames_from_su("".join(p.read_text() for p in sorted(job.tmp.rglob("*.su"))))
-            chain = deepest_chain(disassembly, frames, job.board.flash_bytes)
-            if chain is not None:
-                (job.tmp / CHAIN_FILE).write_text(f"{chain}\n")
         publish_build(job.tmp, out_dir)
     finally:
         shutil.rmtree(job.tmp, ignore_errors=True)
@@ -288,6 +280,18 @@ def publish_build(tmp: Path, out_dir: Path) -> None:
     except OSError:
         if not out_dir.exists():
             raise
+
+
+def stack_bytes(arch: Arch, board: Board, out_dir: Path) -> int:
+    """The stack bound of a build: its deepest call chain's frames where the arch's disassembly
+    gives the calls (harness.build.call_graph), else every frame added up. Worked out when read,
+    so a cached build gets the current analysis. Not for a program the linker refused: its
+    calls past the flash were cut short, so its disassembly does not say who calls whom."""
+    su_text = (out_dir / STACK_FILE).read_text()
+    refused = (out_dir / LINK_OVERFLOW).exists()
+    disassembly = None if refused else arch.disassemble(out_dir / ELF_NAME)
+    chain = deepest_chain(disassembly, frames_from_su(su_text), board.flash_bytes) if disassembly else None
+    return chain if chain is not None else stack_bound(su_text)[0]
 
 
 def stack_bound(su_text: str) -> tuple[int, bool]:

@@ -179,7 +179,7 @@ class DutClient:
         if ident is None:
             return max(self.max_payload, IDENTITY_MAX)
         out = ident.output_bytes
-        result = 6 + out + 4 * ident.max_runs
+        result = RESULT_HEAD.size + out + 4 * ident.max_runs
         batch = 2 + ident.batch_max * (out + 4)          # BATCH_RESULT: outputs and cycles
         slots = ident.stage_slots                       # STAGED_RESULT: and two bitmaps
         staged = batch + (slots + 7) // 8 + (slots * ident.stage_parts + 7) // 8

@@ -2,6 +2,7 @@
 real pseudo-terminal): identify, echo, both ways of sending a vector, errors, corrupted
 frames and a fuzz of the DUT's parser."""
 
+import dataclasses
 import os
 import random
 import struct
@@ -60,6 +61,19 @@ def test_timed_runs_return_one_count_each(client, native_probe):
     result = client.infer(exported.vector_bytes(0), runs=7, warmup=3)
     assert len(result.cycles) == 7
     assert all(c > 0 for c in result.cycles)
+
+
+def test_the_longest_result_is_accepted_and_sums_its_runs(client, native_probe):
+    """The most runs one INFER may ask for: its RESULT is the longest reply a DUT without
+    batches sends, so the client's decoder must take a header announcing it. The head's total
+    is the sum of the per-run counts."""
+    _, exported, _ = native_probe
+    client.identity = dataclasses.replace(client.identity, batch_max=0)   # no batch reply is longer
+    client._decoder.max_payload = client.reply_limit
+    runs = client.identity.max_runs
+    result = client.infer(exported.vector_bytes(0), runs=runs)
+    assert client.stats.frames_rejected == 0 and client.stats.resends == 0
+    assert (result.runs, result.timed_runs, result.total_cycles) == (runs, runs, sum(result.cycles))
 
 
 def test_runs_out_of_range_is_refused_by_the_dut(client):

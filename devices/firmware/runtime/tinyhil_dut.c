@@ -1,6 +1,6 @@
 /* DUT runtime: frame parser, request dispatch and the timed inference loop.
  * Wire protocol v5, specified in docs/protocol.md; constants come from tinyhil_wire.h,
- * which is generated from harness/wire.py. The parser takes any byte stream: a frame is
+ * which is generated from harness/protocol/wire.py. The parser takes any byte stream: a frame is
  * acted on only when its header CRC-8 and its CRC-16 both check out. */
 #include <stdint.h>
 #include <string.h>
@@ -392,7 +392,7 @@ static void run_batch(uint8_t seq, uint16_t count, uint8_t staged_run)
     send_batch_result(seq, staged_run ? TINYHIL_MSG_STAGED_RESULT : TINYHIL_MSG_BATCH_RESULT);
 }
 
-/* BATCH_RESULT, or STAGED_RESULT (`staged_reply`): the held results, for STAGED_RESULT after
+/* BATCH_RESULT, or STAGED_RESULT (`type`): the held results, for STAGED_RESULT after
  * the bitmaps of the slots that ran and of the pieces still staged. One function for both
  * keeps the AVR's stack bound small. */
 static void send_batch_result(uint8_t seq, uint8_t type)
